@@ -1,0 +1,178 @@
+"""The `streamgov` command: generate a landing zone, run the governance job, query the warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+from streamgov_dagster.lib.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _dagster_home() -> Path:
+    """Use DAGSTER_HOME, or ./.dagster_home with the project's dagster.yaml, shared with `make ui`."""
+    if os.environ.get("DAGSTER_HOME"):
+        home = Path(os.environ["DAGSTER_HOME"])
+    else:
+        home = Path(".dagster_home").resolve()
+        os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = Path("dagster.yaml")
+    if config.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(config, home / "dagster.yaml")
+    return home
+
+
+def _day_span(settings: Settings) -> tuple[date, date]:
+    import duckdb
+
+    from streamgov_dagster.defs.partitions import partition_bounds
+    from streamgov_dagster.lib import ingest
+
+    files = [f for folder in ("access", "audit")
+             for f in ingest.list_files(settings.landing_dir / folder, ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz"))]
+    lo, hi = partition_bounds()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    span = ingest.event_day_span(con, files)
+    con.close()
+    if span is None:
+        return hi, hi
+    return max(span[0], lo), min(max(span[1], lo), hi)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not settings.landing_dir.is_dir():
+        print(f"error: landing zone {settings.landing_dir} does not exist (set STREAMGOV_LANDING_DIR)", file=sys.stderr)
+        return EXIT_INPUT
+    _dagster_home()
+    import dagster as dg
+
+    from streamgov_dagster.definitions import defs
+    from streamgov_dagster.defs.alerting.sensors import failed_checks
+
+    first, last = (date.fromisoformat(args.start), date.fromisoformat(args.end)) if args.start else _day_span(settings)
+    if not settings.pseudonym_key_set:
+        print("WARNING: STREAMGOV_PSEUDONYM_KEY is not set. Pseudonyms use the public DEMO key (key id 'demo'):"
+              " they are not protected. Set the variable for real data.", file=sys.stderr)
+    print(f"streamgov run: landing {settings.landing_dir}, days {first}..{last}, warehouse {settings.duckdb_path}")
+    instance = dg.DagsterInstance.get()
+    job = defs().resolve_job_def("governance_job")
+    result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                    tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()})
+    checks = failed_checks(instance, result.run_id)
+    for c in checks:
+        print(f"check failed [{c['severity']}]: {c['asset']} {c['check']}", file=sys.stderr)
+    if not result.success:
+        print(f"run {result.run_id} FAILED (see `make ui`, run id above)", file=sys.stderr)
+        return EXIT_FAILED
+    _print_summary(settings)
+    if any(c["severity"] == "ERROR" for c in checks):
+        print("an input could not be read (failed ERROR check above)", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def _print_summary(settings: Settings) -> None:
+    import duckdb
+
+    from streamgov_dagster.lib.reports import kpis
+
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        figures = kpis(con)
+        by_rule = con.execute("select rule_id, severity, count(*) from governance.violations group by all "
+                              "order by 3 desc, 1").fetchall()
+    finally:
+        con.close()
+    print("\nKPI summary")
+    for key, value in figures.items():
+        print(f"  {key:<20} {value}")
+    print("violations by rule")
+    for rule_id, severity, n in by_rule:
+        print(f"  {rule_id:<26} {severity:<9} {n}")
+    print("reports")
+    for name in ("compliance_report.html", "compliance_report.md", "access_audit_summary.csv",
+                 "consent_management_log.csv"):
+        print(f"  {settings.reports_dir / name}")
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    settings = Settings.from_env()
+    if not settings.duckdb_path.exists():
+        print(f"error: warehouse {settings.duckdb_path} does not exist; run `streamgov run` first", file=sys.stderr)
+        return EXIT_INPUT
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        cur = con.execute(args.sql)
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([d[0] for d in cur.description])
+        while rows := cur.fetchmany(10_000):
+            writer.writerows(rows)
+    except duckdb.Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        con.close()
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from streamgov_dagster.lib.generator import generate
+
+    out = Path(args.out or Settings.from_env().landing_dir)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        print(f"error: {out} is not empty (use --force to overwrite)", file=sys.stderr)
+        return EXIT_INPUT
+    if out.exists() and args.force:
+        shutil.rmtree(out)
+    stats = generate(out, seed=args.seed, users=args.users, days=args.days, start=date.fromisoformat(args.start),
+                     events_per_user_day=args.events_per_user_day, staff=args.staff, gzip_output=args.gzip)
+    print(f"generated {stats.access_events} access events, {stats.audit_events} audit events, "
+          f"{stats.consent_events} consent events, {stats.staff} staff into {out}")
+    print(f"planted incidents: {sum(stats.incidents.values())}, near misses: {sum(stats.near_misses.values())}, "
+          f"bad lines: {stats.bad_lines}, duplicates: {stats.duplicates}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamgov", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize every asset for all data in the landing zone and write the reports")
+    run.add_argument("--start", help="first UTC day (default: earliest event day in the landing zone)")
+    run.add_argument("--end", help="last UTC day (default: latest event day)")
+    run.set_defaults(func=cmd_run)
+    query = sub.add_parser("query", help="read-only SQL on the warehouse, CSV to stdout")
+    query.add_argument("sql")
+    query.set_defaults(func=cmd_query)
+    gen = sub.add_parser("generate", help="write a synthetic streaming-service landing zone with planted incidents")
+    gen.add_argument("--out", help="landing directory (default: STREAMGOV_LANDING_DIR)")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--users", type=int, default=150)
+    gen.add_argument("--days", type=int, default=7)
+    gen.add_argument("--start", default="2026-10-29")
+    gen.add_argument("--events-per-user-day", type=float, default=15.0)
+    gen.add_argument("--staff", type=int, default=40)
+    gen.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
+    gen.add_argument("--force", action="store_true", help="replace a non-empty landing directory")
+    gen.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Alerting: violations at or above the policy threshold, failed runs and failed checks go to the alert sink.
+
+Payloads carry pseudonyms, rule ids, counts and event ids, never raw personal data or error text
+(an error message can quote the data that caused it).
+"""
+
+
+import json
+from datetime import datetime, timedelta
+
+import dagster as dg
+import duckdb as duckdb_lib
+from dagster_duckdb import DuckDBResource
+
+from streamgov_dagster.defs.jobs import governance_job
+from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
+from streamgov_dagster.lib.alerts import SEVERITY_RANK
+
+VIOLATIONS = dg.AssetKey(["governance", "violations"])
+# Violations detected this long before the newest one already alerted are re-examined on each tick,
+# so one committed late by a concurrent run is still sent; their ids stay in the cursor meanwhile.
+REEXAMINE = timedelta(hours=1)
+
+
+def violation_payloads(con: duckdb_lib.DuckDBPyConnection, min_severity: str, since: datetime | None) -> list[dict]:
+    ranks = [s for s, r in SEVERITY_RANK.items() if r >= SEVERITY_RANK[min_severity]]
+    rows = con.execute(
+        "select violation_id, rule_id, severity, source, subject, window_start, window_end, event_ids, "
+        "detected_at, details from governance.violations where list_contains(?, severity) "
+        "and (?::timestamp is null or detected_at >= ?::timestamp) order by detected_at, violation_id",
+        [ranks, since, since],
+    ).fetchall()
+    cols = ["violation_id", "rule_id", "severity", "source", "subject", "window_start", "window_end",
+            "event_ids", "detected_at", "details"]
+    return [{"type": "violation", **dict(zip(cols, row))} for row in rows]
+
+
+@dg.sensor(
+    name="violation_alert_sensor", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends each new violation at or above the policy's alert severity to the alert sink, exactly once.",
+)
+def violation_alert_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource,
+                           governance: GovernanceConfig, alert_sink: AlertSinkResource) -> dg.SkipReason | None:
+    cursor = json.loads(context.cursor) if context.cursor else {"watermark": None, "sent": []}
+    latest = context.instance.get_latest_materialization_event(VIOLATIONS)
+    if latest is None:
+        return dg.SkipReason("governance/violations has not been materialized yet")
+    watermark = datetime.fromisoformat(cursor["watermark"]) if cursor["watermark"] else None
+    since = watermark - REEXAMINE if watermark else None
+    try:
+        con = duckdb_lib.connect(duckdb.database, read_only=True)
+    except duckdb_lib.Error:
+        return dg.SkipReason("the warehouse is locked by a writer; retrying on the next tick")
+    try:
+        payloads = violation_payloads(con, governance.policy().min_alert_severity, since)
+    finally:
+        con.close()
+    sent = set(cursor["sent"])
+    new = [p for p in payloads if p["violation_id"] not in sent]
+    alert_sink.send(new)
+    if payloads:
+        watermark = max(p["detected_at"] for p in payloads)
+    keep_from = watermark - REEXAMINE if watermark else None
+    recent = {p["violation_id"] for p in payloads if keep_from is None or p["detected_at"] >= keep_from}
+    context.update_cursor(json.dumps({"watermark": watermark.isoformat() if watermark else None,
+                                      "sent": sorted(recent)}))
+    context.log.info(f"sent {len(new)} violation alerts")
+    return None if new else dg.SkipReason("no new violations at or above the alert threshold")
+
+
+@dg.run_failure_sensor(name="run_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
+                       monitor_all_code_locations=False, monitored_jobs=[governance_job])
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_sink: AlertSinkResource) -> None:
+    """A failed governance run (including a failed blocking check) is an alert."""
+    failed_steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
+    checks = failed_checks(context.instance, context.dagster_run.run_id)
+    alert_sink.send([{
+        "type": "run_failure", "run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name,
+        "failed_steps": failed_steps, "failed_checks": checks,
+        "error_class": context.failure_event.event_specific_data.error.cls_name
+        if context.failure_event.event_specific_data and context.failure_event.event_specific_data.error else None,
+    }])
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    out = []
+    for rec in records:
+        evaluation = rec.event_log_entry.dagster_event.event_specific_data
+        if not evaluation.passed:
+            out.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
+                        "severity": evaluation.severity.value})
+    return out
+
+
+@dg.run_status_sensor(name="check_failure_alert_sensor", run_status=dg.DagsterRunStatus.SUCCESS,
+                      default_status=dg.DefaultSensorStatus.RUNNING, monitored_jobs=[governance_job])
+def check_failure_alert_sensor(context: dg.RunStatusSensorContext, alert_sink: AlertSinkResource) -> None:
+    """A run can succeed with a failed non-blocking check (e.g. the consent source is missing): alert on it."""
+    checks = failed_checks(context.instance, context.dagster_run.run_id)
+    if checks:
+        alert_sink.send([{"type": "check_failure", "run_id": context.dagster_run.run_id, "failed_checks": checks}])

@@ -1,0 +1,82 @@
+"""Masked layer: event-level datasets released for analytics, built from the masking policy."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.partitions import daily_partitions, day_range
+from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
+from streamgov_dagster.lib import masking
+from streamgov_dagster.lib.warehouse import column_types
+
+
+def _column_lineage(governance: GovernanceConfig, dataset: str) -> dg.TableColumnLineage:
+    plan = masking.plan(governance.policy(), dataset)
+    return dg.TableColumnLineage(deps_by_column={
+        col.name: [dg.TableColumnDep(asset_key=dg.AssetKey(["raw", dataset]), column_name=col.source)]
+        for col in plan if col.source is not None
+    })
+
+
+def _build(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig,
+           dataset: str) -> dg.MaterializeResult:
+    first, last = day_range(context)
+    policy = governance.policy()
+    with warehouse(duckdb, governance) as con:
+        written = masking.build(con, policy, dataset, first, last, governance.key_id)
+        meta = table_metadata(con, f"masked.{dataset}", pseudonym_key_id=governance.key_id,
+                              demo_key=governance.demo_key, rows_written=written,
+                              dropped_columns=", ".join(masking.dropped(policy, dataset)))
+    if governance.demo_key:
+        context.log.warning("STREAMGOV_PSEUDONYM_KEY is not set: masked with the public DEMO key (key id 'demo')")
+    meta["dagster/column_lineage"] = _column_lineage(governance, dataset)
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    key=["masked", "access_events"], deps=[["raw", "access_events"]], group_name="masked", owners=OWNERS,
+    kinds={"duckdb"}, tags=tags("masked", False), partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
+)
+def masked_access_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                         governance: GovernanceConfig) -> dg.MaterializeResult:
+    """Access events for analytics: keyed pseudonyms for ids, IPs truncated, emails and raw agents dropped."""
+    return _build(context, duckdb, governance, "access_events")
+
+
+@dg.asset(
+    key=["masked", "audit_events"], deps=[["raw", "audit_events"]], group_name="masked", owners=OWNERS,
+    kinds={"duckdb"}, tags=tags("masked", False), partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
+)
+def masked_audit_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                        governance: GovernanceConfig) -> dg.MaterializeResult:
+    """Audit-trail events for review: actors and subjects pseudonymized, source IPs truncated."""
+    return _build(context, duckdb, governance, "audit_events")
+
+
+def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):
+    @dg.asset_check(asset=asset_key, name=name, blocking=True, pool=POOL,
+                    description=f"masked.{dataset} conforms to its model and holds no raw identifier from the raw zone "
+                                "(exact match against every raw id, email and IP).")
+    def _check(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:
+        policy = governance.policy()
+        with warehouse(duckdb, governance) as con:
+            result = schema_check(con, f"masked.{dataset}")
+            text_cols = [c for c, t in column_types(con, "masked", dataset) if t == "VARCHAR"]
+            leaks = masking.leaked_identifiers(con, policy, f"masked.{dataset}", text_cols)
+        total = sum(leaks.values())
+        return dg.AssetCheckResult(
+            passed=result.passed and total == 0,
+            metadata={**result.metadata, "raw_identifier_hits": total,
+                      **{f"hits/{c}": n for c, n in leaks.items() if n}},
+        )
+
+    return _check
+
+
+masked_access_events_no_raw_identifiers = _no_raw_identifiers(
+    ["masked", "access_events"], "access_events", "masked_access_events_no_raw_identifiers")
+masked_audit_events_no_raw_identifiers = _no_raw_identifiers(
+    ["masked", "audit_events"], "audit_events", "masked_audit_events_no_raw_identifiers")

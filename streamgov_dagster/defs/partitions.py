@@ -1,0 +1,22 @@
+"""Partitions, declared once: event-level assets are partitioned by UTC event day."""
+
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+
+PARTITIONS_START = date(2016, 1, 1)
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=PARTITIONS_START.isoformat(), end_offset=1, timezone="UTC", fmt="%Y-%m-%d"
+)
+
+
+def partition_bounds() -> tuple[date, date]:
+    """The span of days that has partitions: events outside it are quarantined (ts_out_of_range)."""
+    return PARTITIONS_START, datetime.now(timezone.utc).date()
+
+
+def day_range(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    """First and last UTC day (inclusive) of the partition range this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()

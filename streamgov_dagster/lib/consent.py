@@ -1,0 +1,174 @@
+"""Consent source (schema D) and consent state history (contract "Valid consent").
+
+The consent database is read through SQLAlchemy (SQLite or PostgreSQL) in chunks, staged in DuckDB
+and validated there. A missing, unreadable or empty source yields an empty state: no consent for
+anyone (fail closed), reported through the returned status, never "everyone consented".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import sqlalchemy as sa
+
+from .ingest import ensure_shared_tables
+
+CONSENT_PURPOSES = ("personalization", "analytics", "advertising", "marketing_email")
+CONSENT_STATUSES = ("granted", "denied", "withdrawn")
+CONSENT_COLUMNS = ("event_id", "user_id", "purpose", "status", "recorded_at", "expires_at", "source",
+                   "notice_version", "jurisdiction", "tc_string")
+ISO_UTC = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]00(:?00)?)?$"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+def stage_source(con: duckdb.DuckDBPyConnection, url: str, chunk_rows: int = 200_000) -> str:
+    """Copy consent_events into temp table _consent_src (all text). Returns the source status:
+    ok | empty | missing | unreadable."""
+    cols = ", ".join(f"{c} varchar" for c in CONSENT_COLUMNS)
+    con.execute(f"create or replace temp table _consent_src ({cols})")
+    sqlite_path = _sqlite_file(url)
+    if sqlite_path is not None and not sqlite_path.exists():
+        return "missing"  # SQLAlchemy would silently create an empty database file
+    try:
+        engine = sa.create_engine(url)
+        select = sa.text("select " + ", ".join(CONSENT_COLUMNS) + " from consent_events order by event_id")
+        with engine.connect() as conn:
+            casts = ", ".join(f"cast({c} as varchar)" for c in CONSENT_COLUMNS)
+            for chunk in pd.read_sql(select, conn, chunksize=chunk_rows):
+                con.register("_consent_chunk", chunk)
+                con.execute(f"insert into _consent_src select {casts} from _consent_chunk")
+                con.unregister("_consent_chunk")
+        engine.dispose()
+    except (sa.exc.SQLAlchemyError, OSError):
+        con.execute("delete from _consent_src")
+        return "unreadable"
+    n = con.execute("select count(*) from _consent_src").fetchone()[0]
+    return "ok" if n else "empty"
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, url: str) -> dict:
+    """Validate the staged consent rows into raw.consent_events; bad rows go to raw.quarantine_lines."""
+    status = stage_source(con, url)
+    con.execute(
+        "create table if not exists raw.consent_events (event_id varchar, user_id varchar, purpose varchar, "
+        "status varchar, recorded_at timestamp, expires_at timestamp, source varchar, notice_version varchar, "
+        "jurisdiction varchar, tc_string varchar)"
+    )
+    ensure_shared_tables(con)
+    con.execute(
+        """
+        create or replace temp table _consent_checked as
+        select *, row_number() over (order by event_id) as row_no,
+               case when coalesce(trim(event_id), '') = '' then 'missing_event_id'
+                    when coalesce(trim(user_id), '') = '' then 'missing_user_id'
+                    when purpose is null or purpose not in ('personalization', 'analytics', 'advertising', 'marketing_email') then 'invalid_purpose'
+                    when status is null or status not in ('granted', 'denied', 'withdrawn') then 'invalid_status'
+                    when recorded_at is null or not regexp_matches(trim(recorded_at), ?) or try_cast(trim(recorded_at) as timestamptz) is null then 'invalid_recorded_at'
+                    when expires_at is not null and trim(expires_at) <> '' and (not regexp_matches(trim(expires_at), ?) or try_cast(trim(expires_at) as timestamptz) is null) then 'invalid_expires_at'
+               end as reason
+        from _consent_src
+        """,
+        [ISO_UTC, ISO_UTC],
+    )
+    con.execute("begin transaction")
+    try:
+        con.execute("delete from raw.consent_events")
+        con.execute(
+            """
+            insert into raw.consent_events
+            select trim(event_id), trim(user_id), purpose, status,
+                   try_cast(trim(recorded_at) as timestamptz)::timestamp,
+                   try_cast(nullif(trim(expires_at), '') as timestamptz)::timestamp,
+                   source, notice_version, jurisdiction, tc_string
+            from _consent_checked where reason is null
+            """
+        )
+        con.execute("delete from raw.quarantine_lines where source = 'consent'")
+        con.execute(
+            "insert into raw.quarantine_lines select 'consent', 'consent_events', row_no, reason, null, "
+            "to_json(struct_pack(event_id, purpose, status, recorded_at, expires_at))::varchar "
+            "from _consent_checked where reason is not null"
+        )
+        con.execute("delete from raw.ingest_ledger where source = 'consent'")
+        con.execute(
+            "insert into raw.ingest_ledger select 'consent', 'consent_events', count(*), count(*) filter (where reason is null), "
+            "count(*) filter (where reason is not null), 0, 0, ? from _consent_checked",
+            [None if status in ("ok", "empty") else f"unreadable_source:{status}"],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    counts = con.execute("select count(*), count(*) filter (where reason is null) from _consent_checked").fetchone()
+    con.execute("drop table if exists _consent_checked; drop table if exists _consent_src")
+    return {"source_status": status, "rows_read": counts[0], "rows_loaded": counts[1],
+            "rows_quarantined": counts[0] - counts[1]}
+
+
+def build_state(con: duckdb.DuckDBPyConnection) -> int:
+    """consent.consent_state: per user pseudonym and purpose, the intervals [valid_from, valid_to) of
+    each state (granted, denied, withdrawn, expired). valid_to null means still in force.
+
+    The latest event at or before t decides; events with the same recorded_at are decided by the
+    larger event_id (the others never take effect); a grant lapses at expires_at (exclusive).
+    """
+    con.execute(
+        """
+        create or replace table consent.consent_state as
+        with ev as (
+            select c.*, row_number() over (partition by user_id, purpose, recorded_at order by event_id desc) as tie_rank
+            from raw.consent_events c
+        ),
+        seq as (
+            select *, lead(recorded_at) over (partition by user_id, purpose order by recorded_at) as next_at
+            from ev where tie_rank = 1
+        ),
+        intervals as (
+            select user_id, purpose, status as state, recorded_at as valid_from,
+                   case when status = 'granted' and expires_at is not null and (next_at is null or expires_at < next_at)
+                        then expires_at else next_at end as valid_to,
+                   event_id, expires_at, jurisdiction, source, notice_version
+            from seq
+            where not (status = 'granted' and expires_at is not null and expires_at <= recorded_at)
+            union all
+            select user_id, purpose, 'expired', greatest(expires_at, recorded_at), next_at,
+                   event_id, expires_at, jurisdiction, source, notice_version
+            from seq
+            where status = 'granted' and expires_at is not null and (next_at is null or expires_at < next_at)
+        ),
+        users as (select distinct user_id, sg_pseudonym(user_id) as user_pseudonym
+                  from (select distinct user_id from raw.consent_events))
+        select u.user_pseudonym, i.purpose, i.state, i.valid_from, i.valid_to, i.expires_at,
+               i.jurisdiction, i.source, i.notice_version,
+               sha256(i.event_id)[:16] as decided_by
+        from intervals i join users u using (user_id)
+        order by u.user_pseudonym, i.purpose, i.valid_from
+        """
+    )
+    return int(con.execute("select count(*) from consent.consent_state").fetchone()[0])
+
+
+def build_log(con: duckdb.DuckDBPyConnection) -> int:
+    """consent.consent_log: one entry per consent change (grant, denial, withdrawal, expiry reached),
+    in time order, with pseudonyms only."""
+    con.execute(
+        """
+        create or replace table consent.consent_log as
+        select row_number() over (order by valid_from, user_pseudonym, purpose, state) as seq,
+               valid_from as changed_at, user_pseudonym, purpose,
+               case state when 'granted' then 'grant' when 'denied' then 'denial'
+                          when 'withdrawn' then 'withdrawal' else 'expiry' end as change,
+               state as new_state, source, jurisdiction, notice_version
+        from consent.consent_state
+        order by seq
+        """
+    )
+    return int(con.execute("select count(*) from consent.consent_log").fetchone()[0])

@@ -1,0 +1,114 @@
+"""Masked datasets built from the masking policy (policies/masking.yaml).
+
+The policy decides every released column; the SQL, the column lineage and the leak checks are all
+derived from it, so they cannot disagree. Pseudonyms and IP truncations are computed once per
+distinct value (a Python UDF over the distinct set) and joined back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from .policy import Policy
+
+UA_FAMILY = """case
+    when {c} is null or trim({c}) = '' then null
+    when regexp_matches({c}, '(?i)bot|crawler|spider|curl|wget|python-requests') then 'bot'
+    when regexp_matches({c}, '(?i)smart-?tv|tizen|web0s|webos|roku|appletv|tvos|bravia|hbbtv|aft[a-z]|crkey') then 'tv'
+    when regexp_matches({c}, '(?i)iphone|ipad|ios') then 'ios'
+    when regexp_matches({c}, '(?i)android') then 'android'
+    when regexp_matches({c}, '(?i)edg/') then 'edge'
+    when regexp_matches({c}, '(?i)firefox/') then 'firefox'
+    when regexp_matches({c}, '(?i)chrome/|chromium/') then 'chrome'
+    when regexp_matches({c}, '(?i)safari/') then 'safari'
+    else 'other' end"""
+
+SOURCES = {"access_events": "raw.access_events", "audit_events": "raw.audit_events"}
+PARTITION_COLUMN = "event_date"
+
+
+@dataclass(frozen=True)
+class MaskedColumn:
+    name: str
+    method: str
+    source: str | None  # raw column it derives from (None for added columns)
+
+
+def plan(policy: Policy, dataset: str) -> list[MaskedColumn]:
+    cols = [MaskedColumn(spec["as"], spec["method"], src)
+            for src, spec in policy.masking[dataset].items() if spec["method"] != "drop"]
+    return cols + [MaskedColumn("pseudonym_key_id", "constant", None)]
+
+
+def dropped(policy: Policy, dataset: str) -> list[str]:
+    return [src for src, spec in policy.masking[dataset].items() if spec["method"] == "drop"]
+
+
+def identifier_columns(policy: Policy, dataset: str) -> list[str]:
+    """Raw columns holding personal data (anything not kept as is)."""
+    return [src for src, spec in policy.masking[dataset].items() if spec["method"] != "keep"]
+
+
+def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_day: date, last_day: date,
+          key_id: str) -> int:
+    """Rewrite days [first_day, last_day] of masked.<dataset>; returns the rows written."""
+    source = SOURCES[dataset]
+    columns = plan(policy, dataset)
+    select, joins = [], []
+    for i, col in enumerate(columns):
+        if col.method == "keep":
+            select.append(f"r.{col.source} as {col.name}")
+        elif col.method in ("pseudonymize", "truncate_ip"):
+            fn = {"pseudonymize": "sg_pseudonym_email" if col.source == "email" else "sg_pseudonym",
+                  "truncate_ip": "sg_truncate_ip"}[col.method]
+            con.execute(
+                f"create or replace temp table _map{i} as select v, {fn}(v) as m from "
+                f"(select distinct {col.source} as v from {source} where {PARTITION_COLUMN} between ? and ? "
+                f"and {col.source} is not null)",
+                [first_day, last_day],
+            )
+            joins.append(f"left join _map{i} on _map{i}.v = r.{col.source}")
+            select.append(f"_map{i}.m as {col.name}")
+        elif col.method == "generalize":
+            select.append(UA_FAMILY.format(c=f"r.{col.source}") + f" as {col.name}")
+        elif col.method == "constant":
+            select.append(f"$key_id as {col.name}")
+        else:  # pragma: no cover - the policy loader rejects other methods
+            raise ValueError(col.method)
+    query = (f"select {', '.join(select)} from {source} r {' '.join(joins)} "
+             f"where r.{PARTITION_COLUMN} between $first and $last")
+    con.execute(f"create table if not exists masked.{dataset} as {query} limit 0",
+                {"key_id": key_id, "first": first_day, "last": last_day})
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from masked.{dataset} where {PARTITION_COLUMN} between ? and ?", [first_day, last_day])
+        con.execute(f"insert into masked.{dataset} {query} order by ts",
+                    {"key_id": key_id, "first": first_day, "last": last_day})
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    for i in range(len(columns)):
+        con.execute(f"drop table if exists _map{i}")
+    return int(con.execute(f"select count(*) from masked.{dataset} where {PARTITION_COLUMN} between ? and ?",
+                           [first_day, last_day]).fetchone()[0])
+
+
+def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str]) -> dict[str, int]:
+    """Count, per column of a table, values equal to a raw identifier of any source (exact match).
+
+    The raw identifiers are every value of the raw columns the masking policy does not keep
+    (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events.
+    """
+    parts = [f"select distinct {c} as v from {SOURCES[d]} where {c} is not null"
+             for d in policy.masking for c in identifier_columns(policy, d) if c != "user_agent"]
+    con.execute("create or replace temp table _raw_ids as " + " union ".join(parts))
+    counts: dict[str, int] = {}
+    for column in string_columns:
+        n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]
+        counts[column] = int(n)
+    con.execute("drop table if exists _raw_ids")
+    return counts

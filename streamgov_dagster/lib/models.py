@@ -1,0 +1,220 @@
+"""Pandera models: the single source of schema truth for every warehouse table.
+
+They validate DuckDB tables in place through pandera's ibis backend (no pandas round trip).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis.expr.datatypes as idt
+import pandera.ibis as pa
+
+from .ingest import ACCESS_ACTIONS, AUDIT_ACTIONS, OUTCOMES, PURPOSES
+from .consent import CONSENT_PURPOSES, CONSENT_STATUSES
+
+HEX64 = r"^[0-9a-f]{64}$"
+# DuckDB TIMESTAMP is microsecond precision; pandera compares ibis dtypes exactly.
+TS = idt.Timestamp(scale=6)
+SEVERITIES = ["low", "medium", "high", "critical"]
+
+
+class RawAccessEvents(pa.DataFrameModel):
+    event_id: str = pa.Field(nullable=False, unique=True)
+    ts: TS = pa.Field(nullable=False)
+    client_ip: str = pa.Field(nullable=False)
+    action: str = pa.Field(isin=list(ACCESS_ACTIONS))
+    status: int = pa.Field(ge=100, le=599)
+    bytes: int = pa.Field(nullable=True, ge=0)
+    purpose: str = pa.Field(nullable=True, isin=list(PURPOSES))
+    event_date: dt.date = pa.Field(nullable=False)
+
+    class Config:
+        strict = False
+
+
+class RawAuditEvents(pa.DataFrameModel):
+    audit_id: str = pa.Field(nullable=False, unique=True)
+    ts: TS = pa.Field(nullable=False)
+    actor_id: str = pa.Field(nullable=False)
+    actor_role: str = pa.Field(nullable=False)
+    action: str = pa.Field(isin=list(AUDIT_ACTIONS))
+    records: int = pa.Field(nullable=True, ge=0)
+    source_ip: str = pa.Field(nullable=False)
+    outcome: str = pa.Field(isin=list(OUTCOMES))
+    event_date: dt.date = pa.Field(nullable=False)
+
+    class Config:
+        strict = False
+
+
+class RawStaffDirectory(pa.DataFrameModel):
+    actor_id: str = pa.Field(nullable=False, unique=True)
+    role: str = pa.Field(nullable=False)
+    employed_from: dt.date = pa.Field(nullable=False)
+    employed_to: dt.date = pa.Field(nullable=True)
+
+    class Config:
+        strict = False
+
+
+class RawConsentEvents(pa.DataFrameModel):
+    event_id: str = pa.Field(nullable=False, unique=True)
+    user_id: str = pa.Field(nullable=False)
+    purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
+    status: str = pa.Field(isin=list(CONSENT_STATUSES))
+    recorded_at: TS = pa.Field(nullable=False)
+    expires_at: TS = pa.Field(nullable=True)
+
+    class Config:
+        strict = False
+
+
+class QuarantineLines(pa.DataFrameModel):
+    source: str = pa.Field(isin=["access", "audit", "directory", "consent"])
+    file: str = pa.Field(nullable=False)
+    line_no: int = pa.Field(nullable=True, ge=1)
+    reason: str = pa.Field(nullable=False)
+
+    class Config:
+        strict = False
+
+
+class IngestionSummary(pa.DataFrameModel):
+    source: str = pa.Field(nullable=False)
+    file: str = pa.Field(nullable=False)
+    lines_read: int = pa.Field(ge=0)
+    rows_loaded: int = pa.Field(ge=0)
+    rows_quarantined: int = pa.Field(ge=0)
+    duplicates: int = pa.Field(ge=0)
+    balanced: bool = pa.Field(isin=[True])
+
+    class Config:
+        strict = False
+
+
+class ConsentState(pa.DataFrameModel):
+    user_pseudonym: str = pa.Field(str_matches=HEX64)
+    purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
+    state: str = pa.Field(isin=["granted", "denied", "withdrawn", "expired"])
+    valid_from: TS = pa.Field(nullable=False)
+    valid_to: TS = pa.Field(nullable=True)
+
+    class Config:
+        strict = False
+
+
+class ConsentLog(pa.DataFrameModel):
+    seq: int = pa.Field(ge=1, unique=True)
+    changed_at: TS = pa.Field(nullable=False)
+    user_pseudonym: str = pa.Field(str_matches=HEX64)
+    purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
+    change: str = pa.Field(isin=["grant", "denial", "withdrawal", "expiry"])
+
+    class Config:
+        strict = False
+
+
+class Violations(pa.DataFrameModel):
+    violation_id: str = pa.Field(unique=True, str_matches=r"^[0-9a-f]{32}$")
+    rule_id: str = pa.Field(nullable=False)
+    severity: str = pa.Field(isin=SEVERITIES)
+    source: str = pa.Field(isin=["access", "audit"])
+    subject: str = pa.Field(nullable=False, str_matches=HEX64)
+    window_start: TS = pa.Field(nullable=False)
+    window_end: TS = pa.Field(nullable=False)
+    event_count: int = pa.Field(ge=1)
+    detected_at: TS = pa.Field(nullable=False)
+    details: str = pa.Field(nullable=False)
+
+    class Config:
+        strict = False
+
+
+class MaskedAccessEvents(pa.DataFrameModel):
+    event_id: str = pa.Field(nullable=False, unique=True)
+    ts: TS = pa.Field(nullable=False)
+    event_date: dt.date = pa.Field(nullable=False)
+    user_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    session_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    device_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    token_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    client_network: str = pa.Field(nullable=False, str_matches=r"^[0-9a-fA-F.:]+/(24|48)$")
+    country: str = pa.Field(nullable=True)
+    user_agent_family: str = pa.Field(nullable=True)
+    action: str = pa.Field(isin=list(ACCESS_ACTIONS))
+    status: int = pa.Field(ge=100, le=599)
+    content_id: str = pa.Field(nullable=True)
+    bytes: int = pa.Field(nullable=True, ge=0)
+    purpose: str = pa.Field(nullable=True, isin=list(PURPOSES))
+    pseudonym_key_id: str = pa.Field(nullable=False)
+
+    class Config:
+        strict = True
+
+
+class MaskedAuditEvents(pa.DataFrameModel):
+    audit_id: str = pa.Field(nullable=False, unique=True)
+    ts: TS = pa.Field(nullable=False)
+    event_date: dt.date = pa.Field(nullable=False)
+    actor_pseudonym: str = pa.Field(nullable=False, str_matches=HEX64)
+    actor_role: str = pa.Field(nullable=False)
+    action: str = pa.Field(isin=list(AUDIT_ACTIONS))
+    subject_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    records: int = pa.Field(nullable=True, ge=0)
+    ticket_id: str = pa.Field(nullable=True)
+    source_network: str = pa.Field(nullable=False, str_matches=r"^[0-9a-fA-F.:]+/(24|48)$")
+    outcome: str = pa.Field(isin=list(OUTCOMES))
+    pseudonym_key_id: str = pa.Field(nullable=False)
+
+    class Config:
+        strict = True
+
+
+class AccessAuditSummary(pa.DataFrameModel):
+    day: dt.date = pa.Field(nullable=False, unique=True)
+    access_events: int = pa.Field(ge=0)
+    failed_logins: int = pa.Field(ge=0)
+    violations: int = pa.Field(ge=0)
+
+    class Config:
+        strict = False
+
+
+class ComplianceKpis(pa.DataFrameModel):
+    day: dt.date = pa.Field(nullable=False)
+    rule_id: str = pa.Field(nullable=False)
+    severity: str = pa.Field(isin=SEVERITIES)
+    violations: int = pa.Field(ge=1)
+
+    class Config:
+        strict = False
+
+
+class ConsentKpis(pa.DataFrameModel):
+    purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
+    jurisdiction: str = pa.Field(nullable=False)
+    users_with_decision: int = pa.Field(ge=1)
+    users_opted_in: int = pa.Field(ge=0)
+    opt_in_rate: float = pa.Field(ge=0, le=1)
+
+    class Config:
+        strict = False
+
+
+MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "raw.access_events": RawAccessEvents,
+    "raw.audit_events": RawAuditEvents,
+    "raw.staff_directory": RawStaffDirectory,
+    "raw.consent_events": RawConsentEvents,
+    "raw.quarantine": QuarantineLines,
+    "governance.ingestion_summary": IngestionSummary,
+    "consent.consent_state": ConsentState,
+    "consent.consent_log": ConsentLog,
+    "governance.violations": Violations,
+    "masked.access_events": MaskedAccessEvents,
+    "masked.audit_events": MaskedAuditEvents,
+    "reports.access_audit_summary": AccessAuditSummary,
+    "reports.compliance_kpis": ComplianceKpis,
+    "reports.consent_kpis": ConsentKpis,
+}

@@ -1,0 +1,90 @@
+"""Keyed pseudonyms (data contract, section 6) and IP truncation.
+
+Values are pseudonymized once per distinct value: the SQL selects the distinct values, these
+functions run over them as vectorized DuckDB UDFs, and the result is joined back. Never call them
+per event row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import unicodedata
+
+import duckdb
+import pyarrow as pa
+
+
+def normalize(value: str, *, email: bool = False) -> str:
+    text = unicodedata.normalize("NFC", value).strip()
+    return text.lower() if email else text
+
+
+def pseudonym(key: str, value: str, *, email: bool = False) -> str:
+    """Lower-case hex HMAC-SHA256 of the NFC-normalized, trimmed value under the UTF-8 key."""
+    message = normalize(value, email=email).encode("utf-8")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def truncate_ip(value: str) -> str | None:
+    """IPv4 to its /24 network, IPv6 to its /48 (IPv4-mapped IPv6 is treated as IPv4)."""
+    try:
+        addr = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+UDF_NAMES = ("sg_pseudonym", "sg_pseudonym_email", "sg_truncate_ip", "sg_is_ip")
+
+
+def unregister_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """UDFs live in the database instance, which other connections of this process share: remove
+    them when done, so a later connection registers its own key."""
+    for name in UDF_NAMES:
+        try:
+            con.remove_function(name)
+        except (duckdb.Error, ValueError):
+            pass
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection, key: str) -> None:
+    """Register sg_pseudonym, sg_pseudonym_email, sg_truncate_ip and sg_is_ip on a connection."""
+    key_bytes = key.encode("utf-8")
+
+    def _hmac_batch(values: pa.Array, email: bool) -> pa.Array:
+        out = []
+        for v in values.to_pylist():
+            if v is None:
+                out.append(None)
+                continue
+            msg = normalize(v, email=email).encode("utf-8")
+            out.append(hmac.new(key_bytes, msg, hashlib.sha256).hexdigest())
+        return pa.array(out, type=pa.string())
+
+    def _udf(name: str, fn, return_type: str) -> None:
+        try:
+            con.remove_function(name)
+        except Exception:  # not registered yet on this connection
+            pass
+        con.create_function(name, fn, ["VARCHAR"], return_type, type="arrow", null_handling="special",
+                            side_effects=False)
+
+    _udf("sg_pseudonym", lambda a: _hmac_batch(a, False), "VARCHAR")
+    _udf("sg_pseudonym_email", lambda a: _hmac_batch(a, True), "VARCHAR")
+    _udf("sg_truncate_ip", lambda a: pa.array([None if v is None else truncate_ip(v) for v in a.to_pylist()],
+                                              type=pa.string()), "VARCHAR")
+    _udf("sg_is_ip", lambda a: pa.array([None if v is None else is_ip(v) for v in a.to_pylist()],
+                                        type=pa.bool_()), "BOOLEAN")

@@ -1,0 +1,235 @@
+"""Report tables (reports.*) and report files for the DPO and auditors.
+
+Aggregation is SQL in DuckDB; only the small aggregates are pulled into pandas to be rendered.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+
+
+def build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    con.execute(
+        """
+        create or replace table reports.compliance_kpis as
+        select window_start::date as day, rule_id, severity, count(*) as violations,
+               sum(event_count) as evidence_events, count(distinct subject) as subjects
+        from governance.violations group by all order by day, rule_id
+        """
+    )
+    con.execute(
+        """
+        create or replace table reports.access_audit_summary as
+        with days as (
+            select event_date as day from masked.access_events union select event_date from masked.audit_events
+        ),
+        acc as (
+            select event_date as day, count(*) as access_events,
+                   count(distinct user_pseudonym) as authenticated_users,
+                   count(*) filter (where action = 'login' and status in (401, 403)) as failed_logins,
+                   count(*) filter (where action = 'login' and status < 400) as successful_logins,
+                   count(*) filter (where status >= 400) as failed_requests
+            from masked.access_events group by event_date
+        ),
+        aud as (
+            select event_date as day, count(*) as audit_events,
+                   count(*) filter (where outcome = 'denied') as denied_audit_events,
+                   count(distinct actor_pseudonym) as active_actors
+            from masked.audit_events group by event_date
+        ),
+        vio as (
+            select window_start::date as day, count(*) as violations,
+                   count(*) filter (where severity = 'critical') as critical,
+                   count(*) filter (where severity = 'high') as high,
+                   count(*) filter (where severity = 'medium') as medium,
+                   count(*) filter (where severity = 'low') as low
+            from governance.violations group by all
+        )
+        select d.day, coalesce(acc.access_events, 0) as access_events,
+               coalesce(acc.authenticated_users, 0) as authenticated_users,
+               coalesce(acc.successful_logins, 0) as successful_logins,
+               coalesce(acc.failed_logins, 0) as failed_logins,
+               round(coalesce(acc.failed_logins, 0) / nullif(coalesce(acc.failed_logins, 0) + coalesce(acc.successful_logins, 0), 0), 4) as failed_login_ratio,
+               round(coalesce(acc.failed_requests, 0) / nullif(acc.access_events, 0), 4) as failed_request_ratio,
+               coalesce(aud.audit_events, 0) as audit_events, coalesce(aud.denied_audit_events, 0) as denied_audit_events,
+               coalesce(aud.active_actors, 0) as active_actors,
+               coalesce(vio.violations, 0) as violations, coalesce(vio.critical, 0) as critical,
+               coalesce(vio.high, 0) as high, coalesce(vio.medium, 0) as medium, coalesce(vio.low, 0) as low
+        from days d left join acc using (day) left join aud using (day) left join vio using (day)
+        order by d.day
+        """
+    )
+    # Consent KPIs as of the latest instant the data covers, so re-runs give the same figures.
+    con.execute(
+        """
+        create or replace table reports.consent_kpis as
+        with as_of as (
+            select greatest((select max(ts) from masked.access_events),
+                            (select max(valid_from) from consent.consent_state)) as t
+        ),
+        current as (
+            select s.* from consent.consent_state s, as_of
+            where s.valid_from <= as_of.t and (s.valid_to is null or s.valid_to > as_of.t)
+        ),
+        withdrawals as (
+            select purpose, jurisdiction, count(*) as withdrawals
+            from consent.consent_state where state = 'withdrawn' group by all
+        )
+        select c.purpose, coalesce(c.jurisdiction, 'unknown') as jurisdiction,
+               count(*) as users_with_decision,
+               count(*) filter (where c.state = 'granted') as users_opted_in,
+               round(count(*) filter (where c.state = 'granted') / count(*), 4) as opt_in_rate,
+               count(*) filter (where c.state = 'expired') as users_expired,
+               coalesce(any_value(w.withdrawals), 0) as withdrawals,
+               (select t from as_of) as as_of
+        from current c left join withdrawals w on w.purpose = c.purpose and w.jurisdiction is not distinct from c.jurisdiction
+        group by c.purpose, c.jurisdiction
+        order by c.purpose, jurisdiction
+        """
+    )
+    return {t: int(con.execute(f"select count(*) from reports.{t}").fetchone()[0])
+            for t in ("compliance_kpis", "access_audit_summary", "consent_kpis")}
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    key_id: str
+    demo_key: bool
+    policy_source: str
+    generated_at: str
+
+
+def _bar_chart(title: str, labels: list[str], values: list[int], color: str = "#3b6ea5") -> str:
+    if not values:
+        return f"<h3>{html.escape(title)}</h3><p>No data.</p>"
+    width, bar_h, gap, label_w = 640, 18, 6, 200
+    top = max(values) or 1
+    rows = []
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = i * (bar_h + gap)
+        w = int((width - label_w - 60) * value / top)
+        rows.append(
+            f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" font-size="12">{html.escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{color}"/>'
+            f'<text x="{label_w + w + 4}" y="{y + 13}" font-size="12">{value}</text>'
+        )
+    height = len(values) * (bar_h + gap)
+    return (f"<h3>{html.escape(title)}</h3><svg role='img' aria-label='{html.escape(title)}' width='{width}' "
+            f"height='{height}' xmlns='http://www.w3.org/2000/svg'>{''.join(rows)}</svg>")
+
+
+def _table(df: pd.DataFrame, limit: int | None = None) -> str:
+    shown = df if limit is None else df.head(limit)
+    note = "" if limit is None or len(df) <= limit else f"<p>Showing {limit} of {len(df)} rows; the full table is in the warehouse.</p>"
+    return shown.to_html(index=False, border=0, classes="t", escape=True, na_rep="") + note
+
+
+def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
+    shown = df if limit is None else df.head(limit)
+    if shown.empty:
+        return "_none_\n"
+    cols = list(shown.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in shown.itertuples(index=False):
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "\\|") for v in row) + " |")
+    more = "" if limit is None or len(df) <= limit else f"\n_{limit} of {len(df)} rows shown._\n"
+    return "\n".join(lines) + "\n" + more
+
+
+def kpis(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    row = con.execute(
+        """
+        select (select count(*) from governance.violations),
+               (select count(*) from governance.violations where severity in ('critical', 'high')),
+               (select count(distinct rule_id) from governance.violations),
+               (select count(*) from masked.access_events), (select count(*) from masked.audit_events),
+               (select coalesce(sum(lines_read), 0) from governance.ingestion_summary),
+               (select coalesce(sum(rows_quarantined), 0) from governance.ingestion_summary),
+               (select round(count(*) filter (where state = 'granted') / nullif(count(*), 0), 4)
+                  from consent.consent_state where valid_to is null)
+        """
+    ).fetchone()
+    return {"violations": row[0], "high_or_critical": row[1], "rules_fired": row[2], "access_events": row[3],
+            "audit_events": row[4], "lines_read": row[5], "lines_quarantined": row[6], "opt_in_rate_now": row[7]}
+
+
+def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportContext) -> dict[str, Path]:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    summary = con.execute("select * from reports.access_audit_summary order by day").df()
+    consent_kpis = con.execute("select * exclude (as_of) from reports.consent_kpis order by purpose, jurisdiction").df()
+    by_rule = con.execute("select rule_id, severity, count(*) as n from governance.violations group by all "
+                          "order by n desc, rule_id").df()
+    by_day = con.execute("select window_start::date::varchar as day, count(*) as n from governance.violations "
+                         "group by all order by day").df()
+    violations = con.execute(
+        "select violation_id, rule_id, severity, source, left(subject, 12) as subject, window_start, window_end, "
+        "event_count, details from governance.violations order by "
+        "case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 else 3 end, window_start, violation_id"
+    ).df()
+    ingestion = con.execute("select * from governance.ingestion_summary order by source, file").df()
+    consent_log = con.execute("select * from consent.consent_log order by seq").df()
+    k = kpis(con)
+
+    paths = {
+        "html": reports_dir / "compliance_report.html",
+        "md": reports_dir / "compliance_report.md",
+        "access_audit_summary": reports_dir / "access_audit_summary.csv",
+        "consent_management_log": reports_dir / "consent_management_log.csv",
+    }
+    summary.to_csv(paths["access_audit_summary"], index=False)
+    consent_log.to_csv(paths["consent_management_log"], index=False)
+
+    banner = ("<p class='warn'><strong>Demo pseudonym key in use.</strong> STREAMGOV_PSEUDONYM_KEY is not set: "
+              "pseudonyms in this report are computed with the public demo key and are NOT protected.</p>"
+              if ctx.demo_key else "")
+    tiles = "".join(f"<div class='tile'><div class='v'>{html.escape(str(v))}</div><div class='k'>{html.escape(k_)}</div></div>"
+                    for k_, v in k.items())
+    doc = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>streamgov compliance report</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}}
+.tile{{display:inline-block;border:1px solid #ccd;border-radius:6px;padding:.6rem 1rem;margin:.3rem;min-width:9rem}}
+.tile .v{{font-size:1.5rem;font-weight:600}} .tile .k{{font-size:.8rem;color:#555}}
+table.t{{border-collapse:collapse;font-size:.85rem}} table.t td,table.t th{{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}}
+.warn{{background:#fff3cd;border:1px solid #e0c060;padding:.6rem;border-radius:4px}}
+</style></head><body>
+<h1>Compliance report</h1>
+<p>Generated {html.escape(ctx.generated_at)} · pseudonym key id <code>{html.escape(ctx.key_id)}</code> ·
+policy: {html.escape(ctx.policy_source)}</p>
+{banner}
+<h2>Key figures</h2>{tiles}
+<h2>Violations</h2>
+{_bar_chart("Violations by rule", [f"{r.rule_id} ({r.severity})" for r in by_rule.itertuples()], [int(r.n) for r in by_rule.itertuples()], "#a53b3b")}
+{_bar_chart("Violations by day", list(by_day["day"]), [int(v) for v in by_day["n"]])}
+{_table(violations, 500)}
+<h2>Access audit summary (per day)</h2>{_table(summary)}
+<h2>Consent KPIs (current state per purpose and jurisdiction)</h2>{_table(consent_kpis)}
+<h2>Ingestion</h2>{_table(ingestion)}
+<p>Subjects are keyed pseudonyms (first 12 hex characters shown); no raw identifier appears in this report.</p>
+</body></html>
+"""
+    paths["html"].write_text(doc, encoding="utf-8")
+
+    md = [
+        "# Compliance report", "",
+        f"Generated {ctx.generated_at}; pseudonym key id `{ctx.key_id}`; policy: {ctx.policy_source}.", "",
+    ]
+    if ctx.demo_key:
+        md += ["> **Demo pseudonym key in use**: STREAMGOV_PSEUDONYM_KEY is not set; pseudonyms are not protected.", ""]
+    md += ["## Key figures", "", _md_table(pd.DataFrame([k])), "## Violations by rule", "", _md_table(by_rule),
+           "## Violations", "", _md_table(violations, 200), "## Access audit summary", "", _md_table(summary),
+           "## Consent KPIs", "", _md_table(consent_kpis), "## Ingestion", "", _md_table(ingestion)]
+    paths["md"].write_text("\n".join(md), encoding="utf-8")
+    return paths
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

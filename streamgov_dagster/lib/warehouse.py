@@ -1,0 +1,38 @@
+"""Warehouse layout: the DuckDB schemas (one per layer) and connection set-up."""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMAS = ("raw", "consent", "governance", "masked", "reports")
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Every timestamp the warehouse stores is UTC; make the session agree."""
+    con.execute("SET TimeZone = 'UTC'")
+    for schema in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    return con
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def row_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
+    return int(con.execute(f"select count(*) from {qualified}").fetchone()[0])
+
+
+def column_types(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+    return [
+        (r[0], r[1])
+        for r in con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, table],
+        ).fetchall()
+    ]
