@@ -1,0 +1,46 @@
+import dagster as dg
+
+from streamgov_dagster.definitions import defs
+
+EXPECTED_ASSETS = {
+    "raw/access_events": "raw", "raw/audit_events": "raw", "raw/staff_directory": "raw",
+    "raw/consent_events": "raw", "raw/quarantine": "raw", "governance/ingestion_summary": "raw",
+    "consent/consent_state": "consent", "consent/consent_log": "consent",
+    "governance/violations": "audit",
+    "masked/access_events": "masked", "masked/audit_events": "masked",
+    "reports/access_audit_summary": "reports", "reports/compliance_kpis": "reports",
+    "reports/consent_kpis": "reports", "reports/compliance_report": "reports",
+}
+
+
+def test_definitions_load_with_expected_graph() -> None:
+    d = defs()
+    dg.Definitions.validate_loadable(d)
+    graph = d.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert set(EXPECTED_ASSETS) <= keys
+    for key, group in EXPECTED_ASSETS.items():
+        node = graph.get(dg.AssetKey.from_user_string(key))
+        assert node.group_name == group, key
+        assert node.owners == ["team:data-governance"], key
+        assert node.description, key
+        assert node.kinds, key
+        assert node.tags.get("layer") and node.tags.get("pii") in ("true", "false"), key
+    # one lineage graph: the report depends transitively on every raw source
+    report = dg.AssetKey(["reports", "compliance_report"])
+    upstream = {k.to_user_string() for k in dg.AssetSelection.assets(report).upstream().resolve(graph)}
+    assert {"raw/access_events", "raw/audit_events", "raw/consent_events", "raw/staff_directory",
+            "masked/access_events", "governance/violations", "consent/consent_state"} <= upstream
+
+
+def test_checks_sensors_schedules_and_job() -> None:
+    d = defs()
+    checks = {k.name for k in d.resolve_asset_graph().asset_check_keys}
+    assert {"raw_access_events_contract", "masked_access_events_no_raw_identifiers",
+            "masked_audit_events_no_raw_identifiers", "ingestion_summary_balanced", "violations_schema",
+            "consent_events_source_available"} <= checks
+    assert d.resolve_job_def("governance_job") is not None
+    sensors = {s.name for s in d.sensors}
+    assert {"violation_alert_sensor", "run_failure_alert_sensor", "check_failure_alert_sensor",
+            "streamgov_automation_sensor"} <= sensors
+    assert {s.name for s in d.schedules} == {"daily_governance_refresh"}
