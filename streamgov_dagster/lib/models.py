@@ -202,6 +202,35 @@ class ConsentKpis(pa.DataFrameModel):
         strict = False
 
 
+class TopSubjects(pa.DataFrameModel):
+    subject: str = pa.Field(str_matches=HEX64)
+    violations: int = pa.Field(ge=1)
+    max_severity: str = pa.Field(isin=SEVERITIES)
+
+    class Config:
+        strict = False
+
+
+class ViolationTrend(pa.DataFrameModel):
+    rule_id: str = pa.Field(nullable=False, unique=True)
+    current_period: int = pa.Field(ge=0)
+    previous_period: int = pa.Field(ge=0)
+
+    class Config:
+        strict = False
+
+
+class DetectionQuality(pa.DataFrameModel):
+    rule_id: str = pa.Field(nullable=False, unique=True)
+    planted: int = pa.Field(ge=0)
+    found: int = pa.Field(ge=0)
+    false_positives: int = pa.Field(ge=0)
+    near_misses_fired: int = pa.Field(ge=0)
+
+    class Config:
+        strict = False
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "raw.access_events": RawAccessEvents,
     "raw.audit_events": RawAuditEvents,
@@ -217,4 +246,7 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "reports.access_audit_summary": AccessAuditSummary,
     "reports.compliance_kpis": ComplianceKpis,
     "reports.consent_kpis": ConsentKpis,
+    "reports.top_subjects": TopSubjects,
+    "reports.violation_trend": ViolationTrend,
+    "reports.detection_quality": DetectionQuality,
 }

@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+TREND_DAYS = 7
 
 
 def build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -95,8 +96,48 @@ def build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         order by c.purpose, jurisdiction
         """
     )
+    con.execute(
+        """
+        create or replace table reports.top_subjects as
+        select subject, subject_kind, count(*) as violations,
+               list(distinct rule_id order by rule_id) as rules,
+               case max(case severity when 'critical' then 3 when 'high' then 2 when 'medium' then 1 else 0 end)
+                    when 3 then 'critical' when 2 then 'high' when 1 then 'medium' else 'low' end as max_severity,
+               min(window_start) as first_seen, max(window_end) as last_seen
+        from governance.violations
+        group by subject, subject_kind
+        order by violations desc, subject
+        limit 20
+        """
+    )
+    # The latest period ends on the last day with data; the previous period is the one before it.
+    con.execute(
+        """
+        create or replace table reports.violation_trend as
+        with bounds as (
+            select coalesce(greatest((select max(event_date) from masked.access_events),
+                                     (select max(event_date) from masked.audit_events)), current_date) as last_day
+        ),
+        periods as (
+            select last_day - (? - 1) as cur_start, last_day as cur_end,
+                   last_day - (2 * ? - 1) as prev_start, last_day - ? as prev_end from bounds
+        ),
+        counts as (
+            select v.rule_id,
+                   count(*) filter (where v.window_start::date between p.cur_start and p.cur_end) as current_period,
+                   count(*) filter (where v.window_start::date between p.prev_start and p.prev_end) as previous_period
+            from governance.violations v, periods p group by v.rule_id
+        )
+        select c.rule_id, p.cur_start as period_start, p.cur_end as period_end, c.current_period, c.previous_period,
+               c.current_period - c.previous_period as change,
+               case when c.previous_period = 0 then null
+                    else round((c.current_period - c.previous_period) / c.previous_period, 4) end as change_ratio
+        from counts c, periods p order by c.rule_id
+        """,
+        [TREND_DAYS, TREND_DAYS, TREND_DAYS],
+    )
     return {t: int(con.execute(f"select count(*) from reports.{t}").fetchone()[0])
-            for t in ("compliance_kpis", "access_audit_summary", "consent_kpis")}
+            for t in ("compliance_kpis", "access_audit_summary", "consent_kpis", "top_subjects", "violation_trend")}
 
 
 @dataclass(frozen=True)
@@ -175,6 +216,12 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
         "case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 else 3 end, window_start, violation_id"
     ).df()
     ingestion = con.execute("select * from governance.ingestion_summary order by source, file").df()
+    top = con.execute("select left(subject, 12) as subject, subject_kind, violations, array_to_string(rules, ', ') as rules, "
+                      "max_severity from reports.top_subjects order by violations desc, subject").df()
+    trend = con.execute("select * from reports.violation_trend order by rule_id").df()
+    quality = (con.execute("select * from reports.detection_quality order by rule_id").df()
+               if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
+                              "and table_name = 'detection_quality'").fetchone()[0] else pd.DataFrame())
     consent_log = con.execute("select * from consent.consent_log order by seq").df()
     k = kpis(con)
 
@@ -210,9 +257,12 @@ policy: {html.escape(ctx.policy_source)}</p>
 {_bar_chart("Violations by rule", [f"{r.rule_id} ({r.severity})" for r in by_rule.itertuples()], [int(r.n) for r in by_rule.itertuples()], "#a53b3b")}
 {_bar_chart("Violations by day", list(by_day["day"]), [int(v) for v in by_day["n"]])}
 {_table(violations, 500)}
+<h2>Top subjects</h2>{_table(top)}
+<h2>Trend: latest {TREND_DAYS} days against the {TREND_DAYS} before</h2>{_table(trend)}
 <h2>Access audit summary (per day)</h2>{_table(summary)}
 <h2>Consent KPIs (current state per purpose and jurisdiction)</h2>{_table(consent_kpis)}
 <h2>Ingestion</h2>{_table(ingestion)}
+{"<h2>Detection quality (against the ground truth)</h2>" + _table(quality) if not quality.empty else ""}
 <p>Subjects are keyed pseudonyms (first 12 hex characters shown); no raw identifier appears in this report.</p>
 </body></html>
 """
@@ -225,8 +275,12 @@ policy: {html.escape(ctx.policy_source)}</p>
     if ctx.demo_key:
         md += ["> **Demo pseudonym key in use**: STREAMGOV_PSEUDONYM_KEY is not set; pseudonyms are not protected.", ""]
     md += ["## Key figures", "", _md_table(pd.DataFrame([k])), "## Violations by rule", "", _md_table(by_rule),
-           "## Violations", "", _md_table(violations, 200), "## Access audit summary", "", _md_table(summary),
+           "## Violations", "", _md_table(violations, 200), "## Top subjects", "", _md_table(top),
+           f"## Trend: latest {TREND_DAYS} days against the {TREND_DAYS} before", "", _md_table(trend),
+           "## Access audit summary", "", _md_table(summary),
            "## Consent KPIs", "", _md_table(consent_kpis), "## Ingestion", "", _md_table(ingestion)]
+    if not quality.empty:
+        md += ["## Detection quality", "", _md_table(quality)]
     paths["md"].write_text("\n".join(md), encoding="utf-8")
     return paths
 

@@ -8,13 +8,15 @@ from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import reports
+from streamgov_dagster.lib import quality, reports
 
-REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis")
+REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis", "top_subjects", "violation_trend")
 _DESCRIPTIONS = {
     "access_audit_summary": "Per day: access and audit volumes, failed-versus-successful logins and violations by severity.",
     "compliance_kpis": "Violations by rule, severity and day, with evidence and subject counts.",
     "consent_kpis": "Current opt-in rate per purpose and jurisdiction, with withdrawals and expiries.",
+    "top_subjects": "The 20 pseudonymous subjects (users, IPs, staff) with the most violations.",
+    "violation_trend": "Violations per rule in the latest period (7 days) against the period before.",
 }
 
 
@@ -39,7 +41,8 @@ def report_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource, gov
 
 @dg.asset(
     key=["reports", "compliance_report"],
-    deps=[["reports", n] for n in REPORT_TABLES] + [["consent", "consent_log"], ["governance", "ingestion_summary"]],
+    deps=[["reports", n] for n in REPORT_TABLES]
+    + [["reports", "detection_quality"], ["consent", "consent_log"], ["governance", "ingestion_summary"]],
     group_name="reports", owners=OWNERS, kinds={"html", "markdown", "csv"}, tags=tags("reports", False), pool=POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
@@ -58,6 +61,36 @@ def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     })
 
 
+@dg.asset(
+    key=["reports", "detection_quality"], deps=[["governance", "violations"]], group_name="reports", owners=OWNERS,
+    kinds={"duckdb"}, tags=tags("reports", False), pool=POOL, automation_condition=dg.AutomationCondition.eager(),
+)
+def detection_quality(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                      governance: GovernanceConfig) -> dg.MaterializeResult:
+    """Per rule: planted incidents, found, recall, false positives and near misses that fired, against a ground truth."""
+    with warehouse(duckdb, governance) as con:
+        present = quality.build(con, governance.landing)
+        totals = con.execute("select coalesce(sum(planted), 0), coalesce(sum(found), 0), coalesce(sum(false_positives), 0), "
+                             "coalesce(sum(near_misses_fired), 0) from reports.detection_quality").fetchone()
+        meta = table_metadata(con, "reports.detection_quality", ground_truth_present=present,
+                              planted=int(totals[0]), found=int(totals[1]), false_positives=int(totals[2]),
+                              near_misses_fired=int(totals[3]))
+    if not present:
+        context.log.info("no ground_truth.jsonl in the landing zone: detection quality not measured")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset_check(asset=detection_quality, blocking=False, pool=POOL,
+                description="With a ground truth present: recall 1.0, no false positive, no near miss fired.")
+def detection_quality_exact(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:
+    with warehouse(duckdb, governance) as con:
+        row = con.execute("select count(*) filter (where found < planted), coalesce(sum(false_positives), 0), "
+                          "coalesce(sum(near_misses_fired), 0) from reports.detection_quality").fetchone()
+    return dg.AssetCheckResult(passed=row[0] == 0 and row[1] == 0 and row[2] == 0, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"rules_missing_incidents": int(row[0]), "false_positives": int(row[1]),
+                                         "near_misses_fired": int(row[2])})
+
+
 def _report_schema(name: str):
     @dg.asset_check(asset=["reports", name], name=f"{name}_schema", blocking=True, pool=POOL,
                     description=f"reports.{name} conforms to its pandera model.")
@@ -71,3 +104,5 @@ def _report_schema(name: str):
 access_audit_summary_schema = _report_schema("access_audit_summary")
 compliance_kpis_schema = _report_schema("compliance_kpis")
 consent_kpis_schema = _report_schema("consent_kpis")
+top_subjects_schema = _report_schema("top_subjects")
+violation_trend_schema = _report_schema("violation_trend")
