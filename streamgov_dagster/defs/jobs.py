@@ -2,11 +2,8 @@
 
 import dagster as dg
 
-from streamgov_dagster.defs.partitions import daily_partitions
-
 governance_job = dg.define_asset_job(
     "governance_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Ingest, audit, consent, masking and reports for a range of UTC days (one run per range).",
 )
