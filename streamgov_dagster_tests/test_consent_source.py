@@ -1,0 +1,79 @@
+"""The consent source through SQLAlchemy: SQLite by default, PostgreSQL against the local server."""
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from streamgov_dagster.lib import consent
+from streamgov_dagster_tests.conftest import require_postgres
+
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+ROWS = [
+    ("c1", "u1", "analytics", "granted", "2026-10-01T00:00:00Z", None),
+    ("c2", "u1", "analytics", "withdrawn", "2026-10-10T00:00:00Z", None),
+    ("c3", "u2", "advertising", "granted", "2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z"),
+    ("c4", "u3", "telepathy", "granted", "2026-10-01T00:00:00Z", None),        # bad purpose
+    ("c5", "u4", "analytics", "granted", "yesterday", None),                    # bad timestamp
+]
+
+
+def _fill(engine: sa.Engine, schema: str | None = None) -> None:
+    table = f"{schema}.consent_events" if schema else "consent_events"
+    with engine.begin() as conn:
+        if schema:
+            conn.execute(sa.text(f"create schema {schema}"))
+        conn.execute(sa.text(f"create table {table} (event_id text primary key, user_id text not null, purpose text, "
+                             "status text, recorded_at text, expires_at text, source text, notice_version text, "
+                             "jurisdiction text, tc_string text)"))
+        for r in ROWS:
+            conn.execute(sa.text(f"insert into {table} values (:e, :u, :p, :s, :r, :x, 'web', 'v1', 'EU', null)"),
+                         dict(zip("eupsrx", r)))
+
+
+def _check_loaded(con, url: str) -> None:
+    stats = consent.load_raw(con, url)
+    assert stats == {"source_status": "ok", "rows_read": 5, "rows_loaded": 3, "rows_quarantined": 2}
+    reasons = con.execute("select reason from raw.quarantine_lines where source = 'consent' order by line_no").fetchall()
+    assert reasons == [("invalid_purpose",), ("invalid_recorded_at",)]
+    consent.build_state(con)
+    states = con.execute("select purpose, state, valid_to is null from consent.consent_state order by purpose, valid_from").fetchall()
+    assert states == [("advertising", "granted", False), ("advertising", "expired", True),
+                      ("analytics", "granted", False), ("analytics", "withdrawn", True)]
+
+
+def test_sqlite_source(tmp_path, con) -> None:
+    url = f"sqlite:///{tmp_path / 'consent.db'}"
+    _fill(sa.create_engine(url))
+    _check_loaded(con, url)
+
+
+def test_missing_sqlite_source_fails_closed_without_creating_a_file(tmp_path, con) -> None:
+    stats = consent.load_raw(con, f"sqlite:///{tmp_path / 'absent.db'}")
+    assert stats["source_status"] == "missing" and stats["rows_loaded"] == 0
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_unreadable_source_fails_closed(tmp_path, con) -> None:
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
+    assert consent.load_raw(con, f"sqlite:///{tmp_path / 'garbage.db'}")["source_status"] == "unreadable"
+
+
+@pytest.mark.postgres
+def test_postgresql_source(con) -> None:
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError:
+        if require_postgres():
+            raise
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    schema = f"sg_test_{uuid.uuid4().hex[:8]}"
+    _fill(engine, schema)
+    try:
+        _check_loaded(con, f"{PG_URL}?options=-csearch_path%3D{schema}")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"drop schema {schema} cascade"))
+        engine.dispose()
