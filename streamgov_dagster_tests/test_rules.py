@@ -141,3 +141,90 @@ def test_bad_policy_names_file_key_and_problem(tmp_path) -> None:
     message = str(err.value)
     assert str(policy_dir / "rules.yaml") in message
     assert "rules.failed_login_burst.min_failures" in message and "integer" in message
+
+
+def test_token_reuse_window(tmp_path, con) -> None:
+    ev = [  # three IPs within 40 minutes: one incident citing all the token's events in the window
+        access("t1", "2026-10-29T10:00:00Z", auth_token_id="tokA", client_ip="203.0.113.1"),
+        access("t2", "2026-10-29T10:10:00Z", auth_token_id="tokA", client_ip="203.0.113.1"),
+        access("t3", "2026-10-29T10:20:00Z", auth_token_id="tokA", client_ip="198.51.100.2"),
+        access("t4", "2026-10-29T10:40:00Z", auth_token_id="tokA", client_ip="192.0.2.3"),
+        # three IPs spanning 60 min + 1 s: no
+        access("n1", "2026-10-29T12:00:00Z", auth_token_id="tokB", client_ip="203.0.113.1"),
+        access("n2", "2026-10-29T12:30:00Z", auth_token_id="tokB", client_ip="198.51.100.2"),
+        access("n3", "2026-10-29T13:00:01Z", auth_token_id="tokB", client_ip="192.0.2.3"),
+        # exactly 60 min: yes (within is inclusive)
+        access("x1", "2026-10-29T14:00:00Z", auth_token_id="tokC", client_ip="203.0.113.1"),
+        access("x2", "2026-10-29T14:30:00Z", auth_token_id="tokC", client_ip="198.51.100.2"),
+        access("x3", "2026-10-29T15:00:00Z", auth_token_id="tokC", client_ip="192.0.2.3"),
+        # two IPs only, and events without a token
+        access("w1", "2026-10-29T16:00:00Z", auth_token_id="tokD", client_ip="203.0.113.1"),
+        access("w2", "2026-10-29T16:01:00Z", auth_token_id="tokD", client_ip="198.51.100.2"),
+        access("z1", "2026-10-29T16:02:00Z", client_ip="192.0.2.3"),
+    ]
+    found = detect(con, write_landing(tmp_path / "l", access_events=ev))
+    assert sorted(found["token_reuse"]) == [["t1", "t2", "t3", "t4"], ["x1", "x2", "x3"]]
+
+
+def test_impossible_travel(tmp_path, con) -> None:
+    ev = [
+        access("a1", "2026-10-29T10:00:00Z", user_id="ua", country="DE"),
+        access("a2", "2026-10-29T10:59:59Z", user_id="ua", country="BR"),          # 59:59 later: fires
+        access("b1", "2026-10-29T10:00:00Z", user_id="ub", country="DE"),
+        access("b2", "2026-10-29T11:00:00Z", user_id="ub", country="BR"),          # exactly 60 min: no
+        access("c1", "2026-10-29T10:00:00Z", user_id="uc", country="DE"),
+        access("c2", "2026-10-29T10:10:00Z", user_id="uc", country="BR", status=401),  # failed: no
+        access("c3", "2026-10-29T10:20:00Z", user_id="uc", country=None),          # no country: ignored
+        access("d1", "2026-10-29T10:00:00Z", user_id=None, country="DE"),
+        access("d2", "2026-10-29T10:05:00Z", user_id=None, country="BR"),          # anonymous: no
+    ]
+    found = detect(con, write_landing(tmp_path / "l", access_events=ev))
+    assert found["impossible_travel"] == [["a1", "a2"]]
+
+
+def test_blocked_country_needs_an_authenticated_user(tmp_path, con) -> None:
+    ev = [access("k1", "2026-10-29T10:00:00Z", user_id="u1", country="kp"),
+          access("k2", "2026-10-29T10:00:00Z", user_id=None, country="IR"),
+          access("k3", "2026-10-29T10:00:00Z", user_id="u2", country="FR")]
+    assert detect(con, write_landing(tmp_path / "l", access_events=ev))["blocked_country"] == [["k1"]]
+
+
+def test_bulk_export_tampering_and_denied_attempts(tmp_path, con) -> None:
+    staff = [("emp_1", "privacy_officer", "privacy", "2020-01-01", ""),
+             ("emp_2", "support_agent", "support", "2020-01-01", ""),
+             ("emp_3", "support_agent", "support", "2020-01-01", "")]
+    au = [
+        audit("b1", "2026-10-29T10:00:00Z", actor_role="privacy_officer", action="export_user_data", records=999),
+        audit("b2", "2026-10-29T10:00:00Z", actor_role="privacy_officer", action="query_pii", records=1000),
+        audit("t1", "2026-10-29T10:00:00Z", actor_role="privacy_officer", action="disable_audit_logging", outcome="denied"),
+        # emp_2: two denials in 60 min (no), emp_3: three spanning 60 min + 1 s (no), then three in 30 min (yes)
+        audit("d1", "2026-10-29T10:00:00Z", actor_id="emp_2", action="delete_user", outcome="denied"),
+        audit("d2", "2026-10-29T10:30:00Z", actor_id="emp_2", action="delete_user", outcome="denied"),
+        audit("e1", "2026-10-29T10:00:00Z", actor_id="emp_3", action="delete_user", outcome="denied"),
+        audit("e2", "2026-10-29T10:30:00Z", actor_id="emp_3", action="delete_user", outcome="denied"),
+        audit("e3", "2026-10-29T11:00:01Z", actor_id="emp_3", action="delete_user", outcome="denied"),
+        audit("f1", "2026-10-29T14:00:00Z", actor_id="emp_3", action="grant_role", outcome="denied"),
+        audit("f2", "2026-10-29T14:10:00Z", actor_id="emp_3", action="grant_role", outcome="denied"),
+        audit("f3", "2026-10-29T14:30:00Z", actor_id="emp_3", action="grant_role", outcome="denied"),
+    ]
+    found = detect(con, write_landing(tmp_path / "l", audit_events=au, staff=staff))
+    assert found["bulk_export"] == [["b2"]]
+    assert found["audit_tampering"] == [["t1"]]
+    assert found["denied_attempts"] == [["f1", "f2", "f3"]]
+    assert "role_not_permitted" not in found  # denied and permitted actions only
+
+
+def test_dst_change_day_and_null_optional_fields(tmp_path, con) -> None:
+    # 2026-11-01: New York falls back at 02:00 EDT -> 01:00 EST, so 01:30 happens twice.
+    ts = ["2026-11-01T01:30:00-04:00", "2026-11-01T01:33:00-04:00", "2026-11-01T01:36:00-04:00",
+          "2026-11-01T01:31:00-05:00", "2026-11-01T01:34:00-05:00"]
+    ev = [access(f"d{i}", t, user_id="u-dst", client_ip=f"203.0.113.{i}", action="login", status=401,
+                 country=None, user_agent=None, bytes=None, purpose=None, session_id=None) for i, t in enumerate(ts)]
+    # first three are 05:30-05:36 UTC, the last two 06:31-06:34 UTC: no 5 within 10 minutes
+    assert "failed_login_burst" not in detect(con, write_landing(tmp_path / "l", access_events=ev))
+    ev2 = [access(f"e{i}", t, user_id="u-dst2", client_ip="203.0.113.9", action="login", status=401)
+           for i, t in enumerate(["2026-11-01T01:58:00-04:00", "2026-11-01T01:59:00-04:00", "2026-11-01T01:00:30-05:00",
+                                  "2026-11-01T01:02:00-05:00", "2026-11-01T06:05:00Z"])]
+    # 05:58, 05:59, 06:00:30, 06:02, 06:05 UTC: 7 minutes across the fall-back instant
+    found = detect(con, write_landing(tmp_path / "m", access_events=ev2))
+    assert found["failed_login_burst"] == [["e0", "e1", "e2", "e3", "e4"]]

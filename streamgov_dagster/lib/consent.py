@@ -19,7 +19,8 @@ CONSENT_PURPOSES = ("personalization", "analytics", "advertising", "marketing_em
 CONSENT_STATUSES = ("granted", "denied", "withdrawn")
 CONSENT_COLUMNS = ("event_id", "user_id", "purpose", "status", "recorded_at", "expires_at", "source",
                    "notice_version", "jurisdiction", "tc_string")
-ISO_UTC = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]00(:?00)?)?$"
+# The contract stores UTC text; an explicit offset is converted, a bare time is taken as UTC.
+ISO_UTC = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)?$"
 
 
 def _sqlite_file(url: str) -> Path | None:
