@@ -42,7 +42,8 @@ class JsonSource:
     id_field: str        # the unique event id (duplicates share it)
     table: str           # raw table
     fields: tuple[Field, ...]
-    defaults: tuple[tuple[str, str], ...] = ()  # column -> SQL expression over the parsed value
+    # Columns only some formats fill (request line of web logs, CloudTrail event name, ...).
+    extra_columns: tuple[tuple[str, str], ...] = ()
 
 
 ACCESS = JsonSource(
@@ -66,6 +67,8 @@ ACCESS = JsonSource(
         Field("auth_token_id", "string", False),
         Field("purpose", "string", False, allowed=PURPOSES),
     ),
+    extra_columns=(("http_method", "VARCHAR"), ("uri_path", "VARCHAR"), ("uri_query", "VARCHAR"),
+                   ("host", "VARCHAR"), ("referrer", "VARCHAR")),
 )
 
 AUDIT = JsonSource(
@@ -84,6 +87,7 @@ AUDIT = JsonSource(
         Field("source_ip", "ip", True),
         Field("outcome", "string", True, allowed=OUTCOMES),
     ),
+    extra_columns=(("event_name", "VARCHAR"), ("identity_type", "VARCHAR")),
 )
 
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "timestamp": "TIMESTAMP", "ip": "VARCHAR"}
@@ -224,6 +228,7 @@ def parse(con: duckdb.DuckDBPyConnection, src: JsonSource, first_day: date, last
     ip_joins = " ".join(f"left join _ips ip{i} on ip{i}.ip = e.v[{i}]" for i in ip_fields)
     branches, columns = _field_checks(src)
     reason = "case " + "\n ".join(branches) + " end"
+    extras = "".join(f"null::{t} as {n}, " for n, t in src.extra_columns)
     con.execute(f"create or replace temp table _checked as select e.*, {ip_ok} as ip_ok from _extracted e {ip_joins}")
     con.execute(
         f"""
@@ -240,7 +245,7 @@ def parse(con: duckdb.DuckDBPyConnection, src: JsonSource, first_day: date, last
                         then 'ts_out_of_range' else reason end as final_reason
             from c
         )
-        select * exclude (reason, final_reason), final_reason as reason,
+        select * exclude (reason, final_reason), final_reason as reason, {extras}
                case when final_reason is null
                     then row_number() over (partition by final_reason is null, {src.id_field} order by file, line_no) > 1
                     else false end as is_duplicate
@@ -257,7 +262,9 @@ def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
         cols.append((f.name, _SQL_TYPES[f.kind]))
         if f.kind == "timestamp":
             cols.append((f"{f.name}_original", "VARCHAR"))
-    cols += [("event_date", "DATE"), ("drift_fields", "INTEGER"), ("source_file", "VARCHAR"), ("source_line", "BIGINT")]
+    cols += list(src.extra_columns)
+    cols += [("event_date", "DATE"), ("drift_fields", "INTEGER"), ("source", "VARCHAR"), ("source_file", "VARCHAR"),
+             ("source_line", "BIGINT")]
     return cols
 
 
@@ -275,8 +282,10 @@ def ensure_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, src: JsonSource) -> None:
     ensure_shared_tables(con)
-    cols = ", ".join(f"{name} {sql_type}" for name, sql_type in raw_columns(src))
-    con.execute(f"create table if not exists {src.table} ({cols})")
+    cols = raw_columns(src)
+    con.execute(f"create table if not exists {src.table} ({', '.join(f'{n} {t}' for n, t in cols)})")
+    for name, sql_type in cols:  # a warehouse from an older version gains the new columns
+        con.execute(f"alter table {src.table} add column if not exists {name} {sql_type}")
 
 
 def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, files: list[Path],
@@ -290,19 +299,32 @@ def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, fil
     ensure_tables(con, src)
     read_lines(con, files, landing_dir)
     parse(con, src, bounds[0], bounds[1])
+    return write_out(con, src, src.name, first_day, last_day, len(files))
+
+
+def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, first_day: date, last_day: date,
+              n_files: int) -> dict[str, int]:
+    """Publish temp table _parsed of one source (ledger name `source`) for days [first_day, last_day].
+
+    _parsed holds every raw column (file and line_no standing for source_file and source_line), plus
+    reason (null = valid) and is_duplicate. Only this source's rows of the raw table are replaced.
+    """
+    ensure_tables(con, src)
     names = [name for name, _ in raw_columns(src)]
-    select = ", ".join("file" if n == "source_file" else "line_no" if n == "source_line" else n for n in names)
+    renames = {"source_file": "file", "source_line": "line_no", "source": "?"}
+    select = ", ".join(renames.get(n, n) for n in names)
     con.execute("begin transaction")
     try:
-        con.execute(f"delete from {src.table} where event_date between ? and ?", [first_day, last_day])
+        con.execute(f"delete from {src.table} where event_date between ? and ? and source = ?",
+                    [first_day, last_day, source])
         con.execute(
             f"insert into {src.table} ({', '.join(names)}) select {select} from _parsed "
             "where reason is null and not is_duplicate and event_date between ? and ? order by ts, file, line_no",
-            [first_day, last_day],
+            [source, first_day, last_day],
         )
         con.execute(
             "delete from raw.quarantine_lines where source = ? and (event_date between ? and ? or event_date is null)",
-            [src.name, first_day, last_day],
+            [source, first_day, last_day],
         )
         con.execute(
             """
@@ -314,9 +336,9 @@ def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, fil
             union all
             select ?, file, null, reason, null, null from _file_errors
             """,
-            [src.name, first_day, last_day, src.name],
+            [source, first_day, last_day, source],
         )
-        con.execute("delete from raw.ingest_ledger where source = ?", [src.name])
+        con.execute("delete from raw.ingest_ledger where source = ?", [source])
         con.execute(
             """
             insert into raw.ingest_ledger
@@ -329,7 +351,7 @@ def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, fil
             from _files f left join _parsed p on p.file = f.file left join _file_errors e on e.file = f.file
             group by f.file
             """,
-            [src.name],
+            [source],
         )
         con.execute("commit")
     except Exception:
@@ -343,7 +365,7 @@ def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, fil
     file_errors = con.execute("select count(*) from _file_errors").fetchone()[0]
     con.execute("drop table if exists _parsed; drop table if exists _lines; drop table if exists _files")
     return {"lines_read": stats[0], "rows_loaded": stats[1], "rows_quarantined": stats[2],
-            "duplicates": stats[3], "files": len(files), "unreadable_files": file_errors}
+            "duplicates": stats[3], "files": n_files, "unreadable_files": file_errors}
 
 
 def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path]) -> tuple[date, date] | None:

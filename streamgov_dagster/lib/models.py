@@ -147,6 +147,9 @@ class MaskedAccessEvents(pa.DataFrameModel):
     content_id: str = pa.Field(nullable=True)
     bytes: int = pa.Field(nullable=True, ge=0)
     purpose: str = pa.Field(nullable=True, isin=list(PURPOSES))
+    source: str = pa.Field(isin=["access", "cdn", "weblogs"])
+    http_method: str = pa.Field(nullable=True)
+    host: str = pa.Field(nullable=True)
     pseudonym_key_id: str = pa.Field(nullable=False)
 
     class Config:
@@ -165,6 +168,9 @@ class MaskedAuditEvents(pa.DataFrameModel):
     ticket_id: str = pa.Field(nullable=True)
     source_network: str = pa.Field(nullable=False, str_matches=r"^[0-9a-fA-F.:]+/(24|48)$")
     outcome: str = pa.Field(isin=list(OUTCOMES))
+    source: str = pa.Field(isin=["audit", "cloudtrail"])
+    event_name: str = pa.Field(nullable=True)
+    identity_type: str = pa.Field(nullable=True)
     pseudonym_key_id: str = pa.Field(nullable=False)
 
     class Config:
