@@ -31,17 +31,16 @@ def _dagster_home() -> Path:
 
 
 def _day_span(settings: Settings) -> tuple[date, date]:
+    """The days that hold events in the landing zone, within the partitions."""
     import duckdb
 
     from streamgov_dagster.defs.partitions import partition_bounds
-    from streamgov_dagster.lib import ingest
+    from streamgov_dagster.lib.formats import landing_day_span
 
-    files = [f for folder in ("access", "audit")
-             for f in ingest.list_files(settings.landing_dir / folder, ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz"))]
     lo, hi = partition_bounds()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    span = ingest.event_day_span(con, files)
+    span = landing_day_span(con, settings.landing_dir)
     con.close()
     if span is None:
         return hi, hi

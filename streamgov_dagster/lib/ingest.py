@@ -90,6 +90,7 @@ AUDIT = JsonSource(
     extra_columns=(("event_name", "VARCHAR"), ("identity_type", "VARCHAR")),
 )
 
+JSON_PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "timestamp": "TIMESTAMP", "ip": "VARCHAR"}
 
 
@@ -310,6 +311,17 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
     reason (null = valid) and is_duplicate. Only this source's rows of the raw table are replaced.
     """
     ensure_tables(con, src)
+    # A file none of whose lines even parses as the format is not that format: quarantine it whole.
+    con.execute(
+        """
+        insert into _file_errors
+        select file, 'not_' || ? || '_format' from _parsed group by file
+        having count(*) > 0 and bool_and(coalesce(reason in ('invalid_json', 'not_an_object', 'not_a_log_line',
+                                                             'wrong_field_count', 'invalid_utf8'), false))
+        """,
+        [source],
+    )
+    con.execute("delete from _parsed where file in (select file from _file_errors)")
     names = [name for name, _ in raw_columns(src)]
     renames = {"source_file": "file", "source_line": "line_no", "source": "?"}
     select = ", ".join(renames.get(n, n) for n in names)
@@ -368,14 +380,32 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
             "duplicates": stats[3], "files": n_files, "unreadable_files": file_errors}
 
 
-def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path]) -> tuple[date, date] | None:
-    """Earliest and latest UTC event day among the parseable timestamps of the files."""
-    if not files:
-        return None
-    row = con.execute(
-        "select min(d), max(d) from (select try_cast(json_extract_string(line, '$.ts') as timestamptz)::date as d "
-        "from read_csv(?, columns={'line': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', header=false, "
-        "auto_detect=false, strict_mode=false, ignore_errors=true) where json_valid(line))",
-        [[str(f) for f in files]],
-    ).fetchone()
-    return (row[0], row[1]) if row and row[0] else None
+# UTC day of a raw line, per source format (a cheap scan to find which partitions hold data).
+DAY_OF_LINE = {
+    "json": "try_cast(json_extract_string(line, '$.ts') as timestamptz)::date",
+    "cdn": "try_cast(split_part(line, chr(9), 1) as date)",
+    "weblogs": "try_strptime(regexp_extract(line, '\\[([^\\]]+)\\]', 1), '%d/%b/%Y:%H:%M:%S %z')::date",
+    "cloudtrail": "try_cast(json_extract_string(line, '$.eventTime') as timestamptz)::date",
+}
+
+
+def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str = "json") -> tuple[date, date] | None:
+    """Earliest and latest UTC event day among the parseable lines of the files (unreadable files and
+    lines are skipped here; the load quarantines them)."""
+    lo: date | None = None
+    hi: date | None = None
+    for path in files:
+        try:
+            row = con.execute(
+                f"select min(d), max(d) from (select {DAY_OF_LINE[kind]} as d from read_csv(?, columns={{'line': 'VARCHAR'}}, "
+                "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
+                "ignore_errors=true) where line is not null and line not like '#%' and "
+                + ("json_valid(line))" if kind in ("json", "cloudtrail") else "true)"),
+                [str(path)],
+            ).fetchone()
+        except duckdb.Error:
+            continue
+        if row and row[0]:
+            lo = row[0] if lo is None else min(lo, row[0])
+            hi = row[1] if hi is None else max(hi, row[1])
+    return (lo, hi) if lo else None

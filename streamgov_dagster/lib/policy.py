@@ -60,6 +60,7 @@ class Policy:
     pii_actions: list[str]
     alerting: dict[str, Any]
     masking: dict[str, dict[str, dict[str, str]]]
+    formats: dict[str, Any]
     source_dir: str
 
     def severity(self, rule_id: str) -> str:
@@ -186,12 +187,48 @@ def _validate_masking(path: Path, data: dict[str, Any]) -> dict[str, dict[str, d
     return out
 
 
+ACCESS_ACTIONS = ("login", "logout", "play", "stop", "browse", "search", "download", "profile_view",
+                  "profile_update", "api")
+
+
+def _validate_formats(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    import re
+
+    rules = data.get("path_actions")
+    if not isinstance(rules, list):
+        raise PolicyError(path, "path_actions", "missing or not a list of {pattern, action}")
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict) or not isinstance(rule.get("pattern"), str):
+            raise PolicyError(path, f"path_actions[{i}].pattern", "missing or not a string")
+        try:
+            re.compile(rule["pattern"])
+        except re.error as exc:
+            raise PolicyError(path, f"path_actions[{i}].pattern", f"not a valid regular expression ({exc})") from None
+        if rule.get("action") not in ACCESS_ACTIONS:
+            raise PolicyError(path, f"path_actions[{i}].action", f"must be one of {', '.join(ACCESS_ACTIONS)}")
+    if data.get("default_action") not in ACCESS_ACTIONS:
+        raise PolicyError(path, "default_action", f"must be one of {', '.join(ACCESS_ACTIONS)}")
+    ct = data.get("cloudtrail")
+    if not isinstance(ct, dict):
+        raise PolicyError(path, "cloudtrail", "missing or not a mapping")
+    actions = ct.get("event_actions")
+    if not isinstance(actions, dict):
+        raise PolicyError(path, "cloudtrail.event_actions", "missing or not a mapping of eventName -> action")
+    for name, action in actions.items():
+        if action not in AUDIT_ACTIONS:
+            raise PolicyError(path, f"cloudtrail.event_actions.{name}", f"unknown action {action!r}")
+    if not isinstance(ct.get("denied_error_codes"), list):
+        raise PolicyError(path, "cloudtrail.denied_error_codes", "missing or not a list")
+    return dict(data)
+
+
 def load_policy(policy_dir: str | Path | None = None) -> Policy:
     directory = Path(policy_dir) if policy_dir else None
     if directory is not None and not directory.is_dir():
         raise PolicyError(directory, "STREAMGOV_POLICY_DIR", "is not a directory")
     rules_path, roles_path = _file(directory, "rules.yaml"), _file(directory, "roles.yaml")
     alerting_path, masking_path = _file(directory, "alerting.yaml"), _file(directory, "masking.yaml")
+    formats_path = _file(directory, "formats.yaml")
     rules = _validate_rules(rules_path, _read(rules_path))
     roles, pii = _validate_roles(roles_path, _read(roles_path))
     return Policy(
@@ -200,5 +237,6 @@ def load_policy(policy_dir: str | Path | None = None) -> Policy:
         pii_actions=pii,
         alerting=_validate_alerting(alerting_path, _read(alerting_path)),
         masking=_validate_masking(masking_path, _read(masking_path)),
+        formats=_validate_formats(formats_path, _read(formats_path)),
         source_dir=str(directory) if directory else "packaged defaults",
     )

@@ -157,7 +157,7 @@ def role_not_permitted(p: Policy) -> RuleSQL:
            a.ts as window_start, a.ts as window_end, [a.audit_id] as event_ids,
            format('{} by directory role {} (session claimed {})', a.action, d.role, a.actor_role) as details
     from raw.audit_events a join raw.staff_directory d on d.actor_id = a.actor_id
-    where a.outcome = 'success'
+    where a.outcome = 'success' and a.action <> 'other'  -- CloudTrail calls outside the role matrix
       and not exists (select 1 from _role_actions r where r.role = d.role and r.action = a.action)
     """, {}
 
@@ -192,7 +192,8 @@ def access_after_offboarding(p: Policy) -> RuleSQL:
                                                               d.employed_from - a.ts::date)
                 else format('{} {} days after employment ended', a.action, a.ts::date - d.employed_to) end as details
     from raw.audit_events a left join raw.staff_directory d on d.actor_id = a.actor_id
-    where d.actor_id is null or a.ts::date < d.employed_from
+    -- CloudTrail identities (IAM users, roles, AWS services) are judged only when they name a directory actor
+    where (d.actor_id is null and a.source <> 'cloudtrail') or a.ts::date < d.employed_from
        or (d.employed_to is not null and a.ts::date > d.employed_to)
     """, {}
 
@@ -201,10 +202,11 @@ def audit_tampering(p: Policy) -> RuleSQL:
     return """
     select 'audit_tampering' as rule_id, 'audit' as source, 'actor' as subject_kind, actor_id as subject_value,
            ts as window_start, ts as window_end, [audit_id] as event_ids,
-           format('{} attempted ({})', action, outcome) as details
+           format('{} attempted ({})', coalesce(event_name, action), outcome) as details
     from raw.audit_events
-    where list_contains($actions, action)
-    """, {"actions": p.rule("audit_tampering")["audit_actions"]}
+    where list_contains($actions, action) or (source = 'cloudtrail' and list_contains($trail_events, event_name))
+    """, {"actions": p.rule("audit_tampering")["audit_actions"],
+          "trail_events": p.rule("audit_tampering")["cloudtrail_events"]}
 
 
 def denied_attempts(p: Policy) -> RuleSQL:

@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.partitions import daily_partitions, day_range, partition_bounds
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import consent, directory, ingest
+from streamgov_dagster.lib import consent, directory, formats, ingest
 from streamgov_dagster.lib.validation import validate
 
 landing_access = dg.AssetSpec(
@@ -18,6 +18,21 @@ landing_access = dg.AssetSpec(
 landing_audit = dg.AssetSpec(
     key=["landing", "audit_trail"], group_name="landing", owners=OWNERS, kinds={"file"},
     description="Internal admin-tool audit trail as JSON lines in <landing>/audit.",
+    tags=tags("landing", True),
+)
+landing_cdn = dg.AssetSpec(
+    key=["landing", "cdn_logs"], group_name="landing", owners=OWNERS, kinds={"file"},
+    description="CloudFront standard access logs (W3C, plain or gzip) in <landing>/cdn.",
+    tags=tags("landing", True),
+)
+landing_weblogs = dg.AssetSpec(
+    key=["landing", "web_logs"], group_name="landing", owners=OWNERS, kinds={"file"},
+    description="nginx / Apache common, combined and vhost_combined logs (plain or gzip) in <landing>/weblogs.",
+    tags=tags("landing", True),
+)
+landing_cloudtrail = dg.AssetSpec(
+    key=["landing", "cloudtrail"], group_name="landing", owners=OWNERS, kinds={"file"},
+    description="AWS CloudTrail delivery files and one-record-per-line files (plain or gzip) in <landing>/cloudtrail.",
     tags=tags("landing", True),
 )
 landing_directory = dg.AssetSpec(
@@ -31,42 +46,51 @@ landing_consent = dg.AssetSpec(
     tags=tags("landing", True),
 )
 
-_JSON_SOURCES = {"access": (ingest.ACCESS, "access"), "audit": (ingest.AUDIT, "audit")}
+_SOURCES = {"access": (ingest.ACCESS, ("access", "cdn", "weblogs")), "audit": (ingest.AUDIT, ("audit", "cloudtrail"))}
 
 
-def _load_json_source(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig,
-                      name: str) -> dg.MaterializeResult:
-    src, folder = _JSON_SOURCES[name]
+def _load_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig,
+                  name: str) -> dg.MaterializeResult:
+    """Load every source feeding one raw table: the JSON-lines source, then the log formats."""
+    src, sources = _SOURCES[name]
     first, last = day_range(context)
-    files = ingest.list_files(governance.landing / folder, ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz"))
+    policy = governance.policy()
+    meta: dict[str, object] = {}
     with warehouse(duckdb, governance) as con:
-        stats = ingest.load(con, src, governance.landing, files, first, last, partition_bounds())
-        meta = table_metadata(con, src.table, **{f"run/{k}": v for k, v in stats.items()})
-    context.log.info(f"{name}: {stats['rows_loaded']} rows loaded for {first}..{last}, "
-                     f"{stats['rows_quarantined']} quarantined lines, {stats['duplicates']} duplicates in {stats['files']} files")
+        for source in sources:
+            if source == src.name:
+                files = ingest.list_files(governance.landing / source, ingest.JSON_PATTERNS)
+                stats = ingest.load(con, src, governance.landing, files, first, last, partition_bounds())
+            else:
+                stats = formats.load(con, source, governance.landing, policy, first, last, partition_bounds())
+            meta.update({f"{source}/{k}": v for k, v in stats.items()})
+            context.log.info(f"{source}: {stats['rows_loaded']} rows loaded for {first}..{last}, "
+                             f"{stats['rows_quarantined']} quarantined, {stats['duplicates']} duplicates, "
+                             f"{stats['files']} files")
+        meta = table_metadata(con, src.table, **meta)
     return dg.MaterializeResult(metadata=meta)
 
 
 @dg.asset(
-    key=["raw", "access_events"], deps=[landing_access], group_name="raw", owners=OWNERS,
+    key=["raw", "access_events"], deps=[landing_access, landing_cdn, landing_weblogs], group_name="raw", owners=OWNERS,
     kinds={"duckdb", "json"}, tags=tags("raw", True), partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
 )
 def raw_access_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       governance: GovernanceConfig) -> dg.MaterializeResult:
-    """Access events (schema A) valid against the contract, in UTC, one row per event_id."""
-    return _load_json_source(context, duckdb, governance, "access")
+    """Access events (schema A) from the app, the CDN and the web tier, in UTC, one row per event."""
+    return _load_sources(context, duckdb, governance, "access")
 
 
 @dg.asset(
-    key=["raw", "audit_events"], deps=[landing_audit], group_name="raw", owners=OWNERS,
+    key=["raw", "audit_events"], deps=[landing_audit, landing_cloudtrail], group_name="raw", owners=OWNERS,
     kinds={"duckdb", "json"}, tags=tags("raw", True), partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
 )
 def raw_audit_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                      governance: GovernanceConfig) -> dg.MaterializeResult:
-    """Admin-tool audit events (schema B) valid against the contract, in UTC, one row per audit_id."""
-    return _load_json_source(context, duckdb, governance, "audit")
+    """Audit events (schema B) from the admin tools and AWS CloudTrail, in UTC, one row per audit_id."""
+    return _load_sources(context, duckdb, governance, "audit")
 
 
 @dg.asset(

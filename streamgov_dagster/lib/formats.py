@@ -1,0 +1,350 @@
+"""The log formats streaming services really produce, parsed inside DuckDB.
+
+- CloudFront standard access logs (W3C, parsed by each file's own `#Fields:` header),
+- nginx / Apache common, combined and vhost_combined logs,
+- AWS CloudTrail: delivery files `{"Records": [...]}` and one record per line.
+
+Each loader projects its records onto the access or audit schema in temp table _proj; `finish`
+types and validates the projection like the JSON sources, and `ingest.write_out` publishes it with the
+same quarantine and ledger accounting. Python touches files (headers, format sniffing), never rows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from . import ingest
+from .ingest import ACCESS, AUDIT, JsonSource
+from .policy import Policy
+
+CDN_PATTERNS = ("*.log", "*.log.gz", "*.gz", "*.txt")
+WEBLOG_PATTERNS = ("*.log", "*.log.gz", "*.gz", "*.txt", "*.log.[0-9]", "access.log*")
+CLOUDTRAIL_PATTERNS = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz", "*.ndjson", "*.ndjson.gz")
+
+# Common/combined/vhost_combined: [vhost] client ident user [time] "request" status bytes rest
+WEBLOG_LINE = (r'^(?:(\S+) )?(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)(.*)$')
+QUOTED = r'"((?:[^"\\]|\\.)*)"'
+ACCESS_STRINGS = ("event_id", "user_id", "session_id", "device_id", "client_ip", "email", "country", "user_agent",
+                  "action", "content_id", "auth_token_id", "purpose", "http_method", "uri_path", "uri_query", "host",
+                  "referrer", "xff_first")
+AUDIT_STRINGS = ("audit_id", "actor_id", "actor_role", "action", "subject_user_id", "ticket_id", "source_ip", "outcome",
+                 "event_name", "identity_type")
+
+
+def _peek(path: Path, size: int = 65536) -> str:
+    """The first bytes of a file (decompressed when gzip), as text; empty when unreadable."""
+    try:
+        opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:
+            return fh.read(size).decode("utf-8", errors="replace")
+    except (OSError, EOFError):
+        return ""
+
+
+def _create_proj(con: duckdb.DuckDBPyConnection, strings: tuple[str, ...]) -> None:
+    cols = ", ".join(f"{c} varchar" for c in strings)
+    con.execute(f"create or replace temp table _proj (file varchar, line_no bigint, line varchar, pre_reason varchar, "
+                f"ts_str varchar, ts_fmt varchar, status_str varchar, bytes_str varchar, records_str varchar, {cols})")
+
+
+def _path_action(policy: Policy, path_sql: str) -> tuple[str, list[str]]:
+    rules = policy.formats["path_actions"]
+    branches = " ".join("when regexp_matches(coalesce(" + path_sql + ", ''), ?) then ?" for _ in rules)
+    params = [v for r in rules for v in (r["pattern"], r["action"])]
+    return f"case {branches} else ? end", params + [policy.formats["default_action"]]
+
+
+def _insert_proj(con: duckdb.DuckDBPyConnection, columns: dict[str, str], source_sql: str, params: list) -> None:
+    names = ", ".join(columns)
+    exprs = ", ".join(columns.values())
+    con.execute(f"insert into _proj ({names}) select {exprs} from {source_sql}", params)
+
+
+# --------------------------------------------------------------------------------------------- CDN
+
+def _fields_header(text: str) -> list[str] | None:
+    for line in text.splitlines():
+        if line.startswith("#Fields:"):
+            return line[len("#Fields:"):].split()
+        if line and not line.startswith("#"):
+            return None
+    return None
+
+
+def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path, policy: Policy) -> None:
+    _create_proj(con, ACCESS_STRINGS)
+    for path in files:
+        rel = path.relative_to(landing).as_posix()
+        fields = _fields_header(_peek(path))
+        if fields is None:
+            known = con.execute("select count(*) from _file_errors where file = ?", [rel]).fetchone()[0]
+            if not known and con.execute("select count(*) from _lines where file = ?", [rel]).fetchone()[0]:
+                con.execute("insert into _file_errors values (?, 'not_cloudfront:missing_fields_header')", [rel])
+            con.execute("delete from _lines where file = ?", [rel])
+            continue
+        pos = {name: i + 1 for i, name in enumerate(fields)}
+
+        def f(name: str) -> str:
+            return f"nullif(p[{pos[name]}], '-')" if name in pos else "null::varchar"
+
+        action, params = _path_action(policy, f"url_decode({f('cs-uri-stem')})")
+        columns = {
+            "file": "file", "line_no": "line_no", "line": "line",
+            "pre_reason": f"coalesce(pre_reason, case when len(p) <> {len(fields)} then 'wrong_field_count' end)",
+            "event_id": f("x-edge-request-id"),
+            "ts_str": f"{f('date')} || 'T' || {f('time')} || 'Z'", "ts_fmt": "'iso'",
+            "client_ip": f("c-ip"), "xff_first": f"trim(split_part({f('x-forwarded-for')}, ',', 1))",
+            "status_str": f("sc-status"), "bytes_str": f("sc-bytes"),
+            "user_agent": f"url_decode({f('cs(User-Agent)')})", "referrer": f"url_decode({f('cs(Referer)')})",
+            "http_method": f("cs-method"), "host": f("cs(Host)"),
+            "uri_path": f"url_decode({f('cs-uri-stem')})", "uri_query": f"url_decode({f('cs-uri-query')})",
+            "action": action,
+        }
+        _insert_proj(con, columns,
+                     "(select *, string_split(line, chr(9)) as p from _lines where file = ? "
+                     "and (pre_reason is not null or (trim(line) <> '' and line not like '#%')))",
+                     params + [rel])
+
+
+# ----------------------------------------------------------------------------------------- weblogs
+
+def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+    _create_proj(con, ACCESS_STRINGS)
+    names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "rest"]
+    con.execute(
+        f"""
+        create or replace temp table _wl as
+        select file, line_no, line, pre_reason, unnest(g),
+               unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol'])),
+               regexp_extract_all(g.rest, ?, 1) as quoted
+        from (select *, regexp_extract(coalesce(line, ''), ?, {names!r}) as g
+              from _lines where pre_reason is not null or trim(line) <> '')
+        """,
+        [QUOTED, WEBLOG_LINE],
+    )
+    action, params = _path_action(policy, "url_decode(nullif(uri, ''))")
+    columns = {
+        "file": "file", "line_no": "line_no", "line": "line",
+        "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
+        # No id in the format: the line's content and its occurrence in the file identify it, so a file
+        # delivered twice yields duplicates, not new events.
+        "event_id": "'wl-' || md5(line) || '-' || row_number() over (partition by file, line order by line_no)",
+        "ts_str": "time", "ts_fmt": "'clf'",
+        # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it
+        "client_ip": r"""case when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
+                              when regexp_matches(client, '^[^:]+:\d+$') then split_part(client, ':', 1)
+                              else client end""",
+        # X-Forwarded-For, logged as X-Forwarded-For="a, b" or as a third quoted field: the client is the first
+        "xff_first": r"""nullif(trim(split_part(coalesce(nullif(regexp_extract(rest, 'X-Forwarded-For="([^"]*)"', 1), ''),
+                                                       quoted[3]), ',', 1)), '-')""",
+        "status_str": "status", "bytes_str": "nullif(bytes, '-')",
+        "referrer": "nullif(quoted[1], '-')", "user_agent": "nullif(quoted[2], '-')",
+        "http_method": "nullif(method, '')", "uri_path": "url_decode(nullif(uri, ''))", "host": "nullif(vhost, '')",
+        "action": action,
+    }
+    _insert_proj(con, columns, "_wl", params)
+    con.execute("drop table if exists _wl")
+
+
+# -------------------------------------------------------------------------------------- CloudTrail
+
+def _is_records_wrapper(path: Path) -> bool:
+    return re.match(r'^\s*\{\s*"Records"\s*:', _peek(path, 4096)) is not None
+
+
+def read_cloudtrail(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path) -> None:
+    """Fill _lines with one CloudTrail record per row: a line of a one-record-per-line file, or a
+    record of a delivery file (line_no is then the record's position in Records, from 1)."""
+    ndjson = [p for p in files if not _is_records_wrapper(p)]
+    ingest.read_lines(con, ndjson, landing)
+    for path in files:
+        if path in ndjson:
+            continue
+        rel = path.relative_to(landing).as_posix()
+        con.execute("insert into _files values (?)", [rel])
+        try:
+            con.execute(
+                "insert into _lines select ?, i, rec::varchar, null from ("
+                "select unnest(Records) as rec, generate_subscripts(Records, 1) as i from read_json(?, "
+                "columns={'Records': 'JSON[]'}, format='auto', maximum_object_size=1073741824))",
+                [rel, str(path)],
+            )
+        except duckdb.Error as exc:
+            con.execute("insert into _file_errors values (?, ?)", [rel, "unparseable_cloudtrail_file:" + type(exc).__name__])
+
+
+def project_cloudtrail(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+    _create_proj(con, AUDIT_STRINGS)
+    ct = policy.formats["cloudtrail"]
+    con.execute("create or replace temp table _ct_actions (event_name varchar, action varchar)")
+    if ct["event_actions"]:
+        con.executemany("insert into _ct_actions values (?, ?)", [[k, v] for k, v in ct["event_actions"].items()])
+    con.execute(
+        """
+        create or replace temp table _ct as
+        select file, line_no, line,
+               coalesce(pre_reason, case when not json_valid(line) then 'invalid_json'
+                                         when json_type(line) <> 'OBJECT' then 'not_an_object' end) as pre_reason
+        from _lines where pre_reason is not null or trim(line) <> ''
+        """
+    )
+    j = "json_extract_string(line, '{}')".format
+    columns = {
+        "file": "file", "line_no": "line_no", "line": "line",
+        "pre_reason": f"coalesce(pre_reason, case when {j('$.eventName')} is null then 'missing_eventName' end)",
+        # A record without eventID (seen in the wild) is identified by its content.
+        "audit_id": f"case when pre_reason is null then coalesce({j('$.eventID')}, 'ct-' || sha256(line)[:32]) end",
+        "ts_str": j("$.eventTime"), "ts_fmt": "'iso'",
+        "identity_type": j("$.userIdentity.type"),
+        "actor_id": f"""case {j('$.userIdentity.type')}
+                          when 'IAMUser' then coalesce({j('$.userIdentity.userName')}, {j('$.userIdentity.arn')})
+                          when 'AssumedRole' then regexp_extract({j('$.userIdentity.arn')}, '[^/]+$')
+                          when 'Root' then 'root:' || {j('$.userIdentity.accountId')}
+                          when 'AWSService' then {j('$.userIdentity.invokedBy')}
+                          else coalesce({j('$.userIdentity.userName')}, {j('$.userIdentity.principalId')},
+                                        {j('$.userIdentity.invokedBy')}, {j('$.userIdentity.type')}) end""",
+        "actor_role": f"""case when {j('$.userIdentity.type')} = 'AssumedRole'
+                               then coalesce({j('$.userIdentity.sessionContext.sessionIssuer.userName')}, 'assumed_role')
+                               else lower(coalesce({j('$.userIdentity.type')}, 'unknown')) end""",
+        "event_name": j("$.eventName"),
+        "action": f"coalesce((select a.action from _ct_actions a where a.event_name = {j('$.eventName')}), 'other')",
+        "outcome": f"""case when list_contains(?, {j('$.errorCode')}) then 'denied'
+                            when {j('$.eventName')} = 'ConsoleLogin' and {j('$.responseElements.ConsoleLogin')} = 'Failure' then 'denied'
+                            when {j('$.errorCode')} is not null then 'error' else 'success' end""",
+        "source_ip": j("$.sourceIPAddress"),
+    }
+    _insert_proj(con, columns, "_ct", [ct["denied_error_codes"]])
+    con.execute("drop table if exists _ct; drop table if exists _ct_actions")
+
+
+# ------------------------------------------------------------------------------------------ finish
+
+def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds: tuple[date, date]) -> None:
+    """Type and validate _proj into _parsed (the shape ingest.write_out publishes)."""
+    access = src is ACCESS
+    ip_col = "client_ip" if access else "source_ip"
+    id_col = "event_id" if access else "audit_id"
+    con.execute(
+        f"""
+        create or replace temp table _ips as
+        select ip, sg_is_ip(ip) as ok from (
+            select distinct {ip_col} as ip from _proj where {ip_col} is not null
+            {"union select distinct xff_first from _proj where xff_first is not null" if access else ""})
+        """
+    )
+    if access:
+        client = ("case when xo.ok then p.xff_first else p.client_ip end")
+        # CloudFront's c-ip is an address; web servers may log a host name instead (kept, masked as such).
+        ip_rule = ("when not coalesce(io.ok, false) and (p.client_ip is null or ? = 'cdn' "
+                   "or not regexp_matches(p.client_ip, '^[A-Za-z0-9_.-]+$')) then 'invalid_client_ip'")
+        typed = f"""{client} as client_ip, p.event_id, p.user_id, p.session_id, p.device_id, p.email, p.country,
+                    p.user_agent, p.action, try_cast(p.status_str as integer) as status, p.content_id,
+                    try_cast(p.bytes_str as bigint) as bytes, p.auth_token_id, p.purpose, p.http_method, p.uri_path,
+                    p.uri_query, p.host, p.referrer"""
+        checks = f"""when try_cast(p.status_str as integer) is null or try_cast(p.status_str as integer) not between 0 and 599 then 'invalid_status'
+                     when p.bytes_str is not null and coalesce(try_cast(p.bytes_str as bigint), -1) < 0 then 'invalid_bytes'
+                     {ip_rule}"""
+        joins = "left join _ips io on io.ip = p.client_ip left join _ips xo on xo.ip = p.xff_first"
+        params: list = [source]
+    else:
+        typed = """p.audit_id, p.actor_id, p.actor_role, p.action, p.subject_user_id,
+                   try_cast(p.records_str as bigint) as records, p.ticket_id, p.source_ip, p.outcome,
+                   p.event_name, p.identity_type"""
+        checks = """when p.actor_id is null then 'missing_actor'
+                    when p.source_ip is null then 'missing_source_ip'"""
+        joins = ""
+        params = []
+    ts = ("case when p.ts_fmt = 'clf' then try_strptime(p.ts_str, '%d/%b/%Y:%H:%M:%S %z')::timestamp "
+          "else try_cast(p.ts_str as timestamptz)::timestamp end")
+    con.execute(
+        f"""
+        create or replace temp table _parsed as
+        with t as (
+            select p.file, p.line_no, p.line, {ts} as ts, p.ts_str as ts_original, 0 as drift_fields, {typed},
+                   coalesce(p.pre_reason,
+                            case when p.{id_col} is null or trim(p.{id_col}) = '' then 'missing_{id_col}'
+                                 when p.ts_str is null then 'missing_ts'
+                                 when {ts} is null then 'invalid_ts'
+                                 {checks} end) as reason0
+            from _proj p {joins}
+        ),
+        r as (
+            select * exclude (reason0), ts::date as event_date,
+                   case when reason0 is null and (ts::date < ?::date or ts::date > ?::date) then 'ts_out_of_range'
+                        else reason0 end as reason
+            from t
+        ),
+        d as (
+            -- a record repeated verbatim (a re-delivered file) is a duplicate ...
+            select *, case when reason is null
+                           then row_number() over (partition by reason is null, {id_col}, md5(line) order by file, line_no) > 1
+                           else false end as is_duplicate
+            from r
+        ),
+        v as (
+            -- ... while a different record reusing an id is a distinct event: its id gets a ~n suffix
+            select *, case when reason is null and not is_duplicate
+                           then row_number() over (partition by reason is null and not is_duplicate, {id_col}
+                                                   order by file, line_no) end as variant
+            from d
+        )
+        select * exclude (variant, {id_col}),
+               case when variant > 1 then {id_col} || '~' || variant else {id_col} end as {id_col}
+        from v
+        """,
+        params + [bounds[0], bounds[1]],
+    )
+    con.execute("drop table if exists _proj; drop table if exists _ips")
+
+
+def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Policy, first_day: date,
+         last_day: date, bounds: tuple[date, date]) -> dict[str, int]:
+    """Load one log-format source (cdn | weblogs | cloudtrail) for days [first_day, last_day]."""
+    folder = landing / source
+    if source == "cdn":
+        files = ingest.list_files(folder, CDN_PATTERNS)
+        ingest.read_lines(con, files, landing)
+        project_cdn(con, files, landing, policy)
+        src = ACCESS
+    elif source == "weblogs":
+        files = ingest.list_files(folder, WEBLOG_PATTERNS)
+        ingest.read_lines(con, files, landing)
+        project_weblogs(con, policy)
+        src = ACCESS
+    elif source == "cloudtrail":
+        files = ingest.list_files(folder, CLOUDTRAIL_PATTERNS)
+        read_cloudtrail(con, files, landing)
+        project_cloudtrail(con, policy)
+        src = AUDIT
+    else:
+        raise ValueError(f"unknown log source {source!r}")
+    finish(con, src, source, bounds)
+    return ingest.write_out(con, src, source, first_day, last_day, len(files))
+
+
+def landing_day_span(con: duckdb.DuckDBPyConnection, landing: Path) -> tuple[date, date] | None:
+    """Earliest and latest UTC event day over every event source of the landing zone."""
+    spans = [
+        ingest.event_day_span(con, ingest.list_files(landing / "access", ingest.JSON_PATTERNS)),
+        ingest.event_day_span(con, ingest.list_files(landing / "audit", ingest.JSON_PATTERNS)),
+        ingest.event_day_span(con, ingest.list_files(landing / "cdn", CDN_PATTERNS), "cdn"),
+        ingest.event_day_span(con, ingest.list_files(landing / "weblogs", WEBLOG_PATTERNS), "weblogs"),
+    ]
+    trail = ingest.list_files(landing / "cloudtrail", CLOUDTRAIL_PATTERNS)
+    spans.append(ingest.event_day_span(con, [p for p in trail if not _is_records_wrapper(p)], "cloudtrail"))
+    for path in (p for p in trail if _is_records_wrapper(p)):
+        try:
+            row = con.execute(
+                "select min(d), max(d) from (select try_cast(json_extract_string(unnest(Records), '$.eventTime') "
+                "as timestamptz)::date as d from read_json(?, columns={'Records': 'JSON[]'}, format='auto', "
+                "maximum_object_size=1073741824))", [str(path)]).fetchone()
+        except duckdb.Error:
+            continue
+        spans.append((row[0], row[1]) if row and row[0] else None)
+    found = [s for s in spans if s]
+    return (min(s[0] for s in found), max(s[1] for s in found)) if found else None
