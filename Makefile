@@ -21,7 +21,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 # The demo landing zone is committed; regenerate it when absent (same seed, same files).
 demo-data: install
-	@if [ ! -d "$(LANDING)/access" ]; then $(BIN)/streamgov generate --out "$(LANDING)"; fi
+	@if [ ! -d "$(LANDING)/access" ]; then $(BIN)/streamgov generate --gzip --out "$(LANDING)"; fi
 
 run: install $(DAGSTER_HOME)/dagster.yaml demo-data
 	$(BIN)/streamgov run
