@@ -65,14 +65,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"streamgov run: landing {settings.landing_dir}, days {first}..{last}, warehouse {settings.duckdb_path}")
     instance = dg.DagsterInstance.get()
     job = defs().resolve_job_def("governance_job")
+    # The full event stream is in the Dagster instance (`make ui`); the console shows warnings only.
+    level = "INFO" if args.verbose else "WARNING"
     result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                    run_config={"loggers": {"console": {"config": {"log_level": level}}}},
                                     tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()})
     checks = failed_checks(instance, result.run_id)
     for c in checks:
         print(f"check failed [{c['severity']}]: {c['asset']} {c['check']}", file=sys.stderr)
     if not result.success:
-        print(f"run {result.run_id} FAILED (see `make ui`, run id above)", file=sys.stderr)
+        print(f"run {result.run_id} FAILED: see the run in the Dagster UI (`make ui`)", file=sys.stderr)
         return EXIT_FAILED
+    print(f"run {result.run_id} succeeded")
     _print_summary(settings)
     if any(c["severity"] == "ERROR" for c in checks):
         print("an input could not be read (failed ERROR check above)", file=sys.stderr)
@@ -150,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize every asset for all data in the landing zone and write the reports")
     run.add_argument("--start", help="first UTC day (default: earliest event day in the landing zone)")
     run.add_argument("--end", help="last UTC day (default: latest event day)")
+    run.add_argument("--verbose", action="store_true", help="log every step to the console")
     run.set_defaults(func=cmd_run)
     query = sub.add_parser("query", help="read-only SQL on the warehouse, CSV to stdout")
     query.add_argument("sql")
