@@ -73,15 +73,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     checks = failed_checks(instance, result.run_id)
     for c in checks:
         print(f"check failed [{c['severity']}]: {c['asset']} {c['check']}", file=sys.stderr)
+    sent = _dispatch_alerts(settings, result, checks)
     if not result.success:
-        print(f"run {result.run_id} FAILED: see the run in the Dagster UI (`make ui`)", file=sys.stderr)
+        print(f"run {result.run_id} FAILED: see the run in the Dagster UI (`make ui`); {sent} alert(s) sent to "
+              f"{settings.alerts_path}", file=sys.stderr)
         return EXIT_FAILED
     print(f"run {result.run_id} succeeded")
     _print_summary(settings)
+    print(f"alerts\n  {sent} new alert(s) sent to {settings.alerts_path}")
     if any(c["severity"] == "ERROR" for c in checks):
         print("an input could not be read (failed ERROR check above)", file=sys.stderr)
         return EXIT_INPUT
     return EXIT_OK
+
+
+def _dispatch_alerts(settings: Settings, result, checks: list[dict]) -> int:
+    """Send what the alert sensors would send, for a run made without the Dagster daemon. The sink's
+    ledger keeps every alert to one delivery when the daemon's sensors see the same run."""
+    import duckdb
+
+    from streamgov_dagster.lib import alerts
+    from streamgov_dagster.lib.policy import load_policy
+
+    policy = load_policy(settings.policy_dir)
+    payloads: list[dict] = []
+    if result.success:
+        con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+        try:
+            payloads += alerts.violation_payloads(con, policy.min_alert_severity)
+        finally:
+            con.close()
+        if checks:
+            payloads.append(alerts.check_failure_payload(result.run_id, checks))
+    else:
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        error = failures[0].event_specific_data.error if failures and failures[0].event_specific_data else None
+        payloads.append(alerts.run_failure_payload(result.run_id, result.job_def.name,
+                                                   sorted({e.step_key for e in failures if e.step_key}), checks,
+                                                   error.cls_name if error else None))
+    return alerts.send(settings.alerts_path, payloads, settings.alert_webhook_url,
+                       policy.alerting["webhook_timeout_seconds"])
 
 
 def _print_summary(settings: Settings) -> None:

@@ -117,3 +117,47 @@ def test_alert_sensor_sends_each_violation_once(env) -> None:
     assert len({a["violation_id"] for a in lines}) == len(lines)
     text = env["alerts"].read_text()
     assert not any(raw in text for raw in RAW_IDS)
+
+
+def test_cli_run_sends_alerts_once_shared_with_the_sensor(env, capsys) -> None:
+    from streamgov_dagster.cli import main
+
+    _landing(env["landing"])
+    assert main(["run"]) == 0
+    first = env["alerts"].read_text().splitlines()
+    assert first and all(json.loads(line)["type"] == "violation" for line in first)
+    out = capsys.readouterr().out
+    assert f"{len(first)} new alert(s)" in out and "KPI summary" in out
+    assert main(["run"]) == 0  # a second run finds the same violations: nothing new to send
+    instance = dg.DagsterInstance.get()
+    resources = {
+        "duckdb": DuckDBResource(database=str(env["warehouse"])),
+        "governance": GovernanceConfig(landing_dir=str(env["landing"]), reports_dir=str(env["reports"])),
+        "alert_sink": AlertSinkResource(path=str(env["alerts"])),
+    }
+    violation_alert_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert env["alerts"].read_text().splitlines() == first
+
+
+def test_cli_exit_codes(env, tmp_path, monkeypatch) -> None:
+    from streamgov_dagster.cli import main
+
+    monkeypatch.setenv("STREAMGOV_LANDING_DIR", str(tmp_path / "nowhere"))
+    assert main(["run"]) == 2  # the landing zone cannot be read at all
+    monkeypatch.setenv("STREAMGOV_LANDING_DIR", str(env["landing"]))
+    write_landing(env["landing"], access_events=[access("e1", "2026-10-29T10:00:00Z", purpose="analytics")], consent=None)
+    assert main(["run"]) == 2  # consent source missing: the pipeline ran, fail closed, ERROR check failed
+    lines = [json.loads(line) for line in env["alerts"].read_text().splitlines()]
+    assert {a["type"] for a in lines} == {"violation", "check_failure"}
+
+
+def test_query_is_read_only_csv(env, capsys) -> None:
+    from streamgov_dagster.cli import main
+
+    _landing(env["landing"])
+    assert main(["run"]) == 0
+    capsys.readouterr()
+    assert main(["query", "select rule_id, count(*) as n from governance.violations group by 1 order by 1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "rule_id,n" and any(line.startswith("failed_login_burst,") for line in out[1:])
+    assert main(["query", "delete from governance.violations"]) == 1

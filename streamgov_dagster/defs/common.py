@@ -1,6 +1,5 @@
 """Shared metadata helpers for the asset definitions."""
 
-
 import dagster as dg
 import duckdb
 

@@ -1,6 +1,5 @@
 """Every resource, configured from STREAMGOV_* environment variables through dg.EnvVar."""
 
-
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -1,6 +1,5 @@
 """Refresh automation: a daily schedule for the whole graph, and the automation sensor for eager assets."""
 
-
 from datetime import timedelta
 
 import dagster as dg

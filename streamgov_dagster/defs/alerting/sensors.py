@@ -4,7 +4,6 @@ Payloads carry pseudonyms, rule ids, counts and event ids, never raw personal da
 (an error message can quote the data that caused it).
 """
 
-
 import json
 from datetime import datetime, timedelta
 
@@ -14,25 +13,12 @@ from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.jobs import governance_job
 from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
-from streamgov_dagster.lib.alerts import SEVERITY_RANK
+from streamgov_dagster.lib.alerts import check_failure_payload, run_failure_payload, violation_payloads
 
 VIOLATIONS = dg.AssetKey(["governance", "violations"])
-# Violations detected this long before the newest one already alerted are re-examined on each tick,
-# so one committed late by a concurrent run is still sent; their ids stay in the cursor meanwhile.
+# Violations detected this long before the newest one already alerted are re-examined on each tick, so
+# one committed late by a concurrent run is still sent (the sink's ledger keeps each alert to one delivery).
 REEXAMINE = timedelta(hours=1)
-
-
-def violation_payloads(con: duckdb_lib.DuckDBPyConnection, min_severity: str, since: datetime | None) -> list[dict]:
-    ranks = [s for s, r in SEVERITY_RANK.items() if r >= SEVERITY_RANK[min_severity]]
-    rows = con.execute(
-        "select violation_id, rule_id, severity, source, subject, window_start, window_end, event_ids, "
-        "detected_at, details from governance.violations where list_contains(?, severity) "
-        "and (?::timestamp is null or detected_at >= ?::timestamp) order by detected_at, violation_id",
-        [ranks, since, since],
-    ).fetchall()
-    cols = ["violation_id", "rule_id", "severity", "source", "subject", "window_start", "window_end",
-            "event_ids", "detected_at", "details"]
-    return [{"type": "violation", **dict(zip(cols, row))} for row in rows]
 
 
 @dg.sensor(
@@ -41,7 +27,7 @@ def violation_payloads(con: duckdb_lib.DuckDBPyConnection, min_severity: str, si
 )
 def violation_alert_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource,
                            governance: GovernanceConfig, alert_sink: AlertSinkResource) -> dg.SkipReason | None:
-    cursor = json.loads(context.cursor) if context.cursor else {"watermark": None, "sent": []}
+    cursor = json.loads(context.cursor) if context.cursor else {"watermark": None}
     latest = context.instance.get_latest_materialization_event(VIOLATIONS)
     if latest is None:
         return dg.SkipReason("governance/violations has not been materialized yet")
@@ -55,17 +41,12 @@ def violation_alert_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBRe
         payloads = violation_payloads(con, governance.policy().min_alert_severity, since)
     finally:
         con.close()
-    sent = set(cursor["sent"])
-    new = [p for p in payloads if p["violation_id"] not in sent]
-    alert_sink.send(new)
+    sent = alert_sink.send(payloads)
     if payloads:
         watermark = max(p["detected_at"] for p in payloads)
-    keep_from = watermark - REEXAMINE if watermark else None
-    recent = {p["violation_id"] for p in payloads if keep_from is None or p["detected_at"] >= keep_from}
-    context.update_cursor(json.dumps({"watermark": watermark.isoformat() if watermark else None,
-                                      "sent": sorted(recent)}))
-    context.log.info(f"sent {len(new)} violation alerts")
-    return None if new else dg.SkipReason("no new violations at or above the alert threshold")
+    context.update_cursor(json.dumps({"watermark": watermark.isoformat() if watermark else None}))
+    context.log.info(f"sent {sent} violation alerts")
+    return None if sent else dg.SkipReason("no new violations at or above the alert threshold")
 
 
 @dg.run_failure_sensor(name="run_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
@@ -74,12 +55,10 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_sink: Al
     """A failed governance run (including a failed blocking check) is an alert."""
     failed_steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
     checks = failed_checks(context.instance, context.dagster_run.run_id)
-    alert_sink.send([{
-        "type": "run_failure", "run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name,
-        "failed_steps": failed_steps, "failed_checks": checks,
-        "error_class": context.failure_event.event_specific_data.error.cls_name
-        if context.failure_event.event_specific_data and context.failure_event.event_specific_data.error else None,
-    }])
+    data = context.failure_event.event_specific_data
+    error_class = data.error.cls_name if data is not None and data.error is not None else None
+    alert_sink.send([run_failure_payload(context.dagster_run.run_id, context.dagster_run.job_name, failed_steps,
+                                         checks, error_class)])
 
 
 def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
@@ -99,4 +78,4 @@ def check_failure_alert_sensor(context: dg.RunStatusSensorContext, alert_sink: A
     """A run can succeed with a failed non-blocking check (e.g. the consent source is missing): alert on it."""
     checks = failed_checks(context.instance, context.dagster_run.run_id)
     if checks:
-        alert_sink.send([{"type": "check_failure", "run_id": context.dagster_run.run_id, "failed_checks": checks}])
+        alert_sink.send([check_failure_payload(context.dagster_run.run_id, checks)])

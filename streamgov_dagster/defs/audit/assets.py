@@ -1,6 +1,5 @@
 """Audit layer: the access-audit rules over access logs and audit trails -> governance.violations."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

@@ -1,6 +1,5 @@
 """Consent layer: point-in-time consent state history and the consent management log."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

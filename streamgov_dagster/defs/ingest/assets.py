@@ -1,6 +1,5 @@
 """Raw layer: the landing-zone sources loaded into DuckDB, the quarantine and the ingestion summary."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

@@ -1,6 +1,5 @@
 """Masked layer: event-level datasets released for analytics, built from the masking policy."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

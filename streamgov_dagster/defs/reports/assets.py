@@ -1,6 +1,5 @@
 """Reports layer: reports.* tables and the report files a DPO and auditors read."""
 
-
 from pathlib import Path
 
 import dagster as dg
