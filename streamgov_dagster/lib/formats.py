@@ -39,8 +39,9 @@ AUDIT_STRINGS = ("audit_id", "actor_id", "actor_role", "action", "subject_user_i
 def _peek(path: Path, size: int = 65536) -> str:
     """The first bytes of a file (decompressed when gzip), as text; empty when unreadable."""
     try:
-        opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:
+        with open(path, "rb") as fh:
+            compressed = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open if compressed else open)(path, "rb") as fh:
             return fh.read(size).decode("utf-8", errors="replace")
     except (OSError, EOFError):
         return ""

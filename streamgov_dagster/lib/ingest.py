@@ -126,6 +126,9 @@ def read_lines(con: duckdb.DuckDBPyConnection, files: list[Path], root: Path) ->
         except duckdb.Error as exc:
             con.execute("insert into _file_errors values (?, ?)", [rel, _file_error_reason(exc)])
             continue
+        if not con.execute("select count(*) from _rej").fetchone()[0]:
+            con.execute("insert into _lines select ?, ordinal, line, null from _one", [rel])
+            continue
         # A rejected line shifts the ordinal of every later line by one: map back to physical lines.
         con.execute(
             """
@@ -169,7 +172,8 @@ def _field_checks(src: JsonSource) -> tuple[list[str], list[str]]:
         elif f.kind == "integer":
             branches.append(f"when {present} and {t} not in ('BIGINT', 'UBIGINT') then 'invalid_type_{f.name}'")
         if f.kind == "timestamp":
-            branches.append(f"when not regexp_matches(trim({v}), {_sql_str(TS_WITH_OFFSET)}) then "
+            # most timestamps end in Z: only the others pay for the regular expression
+            branches.append(f"when right({v}, 1) not in ('Z', 'z') and not regexp_matches(trim({v}), {_sql_str(TS_WITH_OFFSET)}) then "
                             f"(case when try_cast({v} as timestamp) is not null then 'ts_without_offset' else 'invalid_ts' end)")
             branches.append(f"when try_cast(trim({v}) as timestamptz) is null then 'invalid_ts'")
         if f.allowed:
@@ -200,61 +204,70 @@ def parse(con: duckdb.DuckDBPyConnection, src: JsonSource, first_day: date, last
     paths = "[" + ", ".join(_sql_str(f"$.{f.name}") for f in src.fields) + "]"
     known = "[" + ", ".join(_sql_str(f.name) for f in src.fields) + "]"
     ip_fields = [i for i, f in enumerate(src.fields, start=1) if f.kind == "ip"]
-    con.execute(
-        f"""
-        create or replace temp table _json as
-        select file, line_no, line,
-               coalesce(pre_reason,
-                        case when not json_valid(line) then 'invalid_json'
-                             when json_type(line) <> 'OBJECT' then 'not_an_object' end) as pre_reason
-        from _lines
-        where pre_reason is not null or trim(line) <> ''
-        """
-    )
+    # Validity, the listed fields as strings and their JSON types, and the key list: one scan of the text.
     con.execute(
         f"""
         create or replace temp table _extracted as
-        select file, line_no, line, pre_reason,
+        with j as (
+            select file, line_no, line,
+                   coalesce(pre_reason,
+                            case when not json_valid(line) then 'invalid_json'
+                                 when left(ltrim(line), 1) <> '{{' then 'not_an_object' end) as pre_reason
+            from _lines
+            where pre_reason is not null or trim(line) <> ''
+        )
+        select file, line_no, pre_reason,
                case when pre_reason is null then json_extract_string(line, {paths}) end as v,
                case when pre_reason is null then json_type(line, {paths}) end as t,
                case when pre_reason is null
                     then len(list_filter(json_keys(line), k -> not list_contains({known}, k))) end as drift_fields
-        from _json
+        from j
         """
     )
     # IP validity through Python's ipaddress over the distinct strings only.
     ip_union = " union ".join(f"select v[{i}] as ip from _extracted where pre_reason is null" for i in ip_fields)
-    con.execute(f"create or replace temp table _ips as select ip, sg_is_ip(trim(ip)) as ok from (select distinct ip from ({ip_union}) where ip is not null)")
+    con.execute(f"create or replace temp table _ips as select ip, sg_is_ip(trim(ip)) as ok from "
+                f"(select distinct ip from ({ip_union}) where ip is not null)")
     ip_ok = "[" + ", ".join(f"ip{i}.ok" if i in ip_fields else "null" for i in range(1, len(src.fields) + 1)) + "]"
     ip_joins = " ".join(f"left join _ips ip{i} on ip{i}.ip = e.v[{i}]" for i in ip_fields)
     branches, columns = _field_checks(src)
     reason = "case " + "\n ".join(branches) + " end"
     extras = "".join(f"null::{t} as {n}, " for n, t in src.extra_columns)
-    con.execute(f"create or replace temp table _checked as select e.*, {ip_ok} as ip_ok from _extracted e {ip_joins}")
     con.execute(
         f"""
         create or replace temp table _parsed as
-        with c as (
-            select file, line_no, line, drift_fields,
-                   coalesce(pre_reason, {reason}) as reason,
-                   {", ".join(columns)}
-            from _checked
+        with e as (select e.*, {ip_ok} as ip_ok from _extracted e {ip_joins}),
+        c as (
+            select file, line_no, drift_fields, coalesce(pre_reason, {reason}) as reason, {", ".join(columns)}
+            from e
         ),
         ranged as (
-            select *, ts::date as event_date,
+            select * exclude (reason), ts::date as event_date,
                    case when reason is null and (ts::date < ?::date or ts::date > ?::date)
                         then 'ts_out_of_range' else reason end as final_reason
             from c
+        ),
+        -- only ids seen more than once need ranking (a hash aggregate, then a small window)
+        repeated as (
+            select {src.id_field} as rid from ranged where final_reason is null
+            group by {src.id_field} having count(*) > 1
+        ),
+        ranks as (
+            select file as rfile, line_no as rline,
+                   row_number() over (partition by {src.id_field} order by file, line_no) > 1 as dup
+            from ranged where final_reason is null and {src.id_field} in (select rid from repeated)
         )
-        select * exclude (reason, final_reason), final_reason as reason, {extras}
-               case when final_reason is null
-                    then row_number() over (partition by final_reason is null, {src.id_field} order by file, line_no) > 1
-                    else false end as is_duplicate
-        from ranged
+        select r.* exclude (final_reason, rfile, rline, dup), r.final_reason as reason, {extras}
+               coalesce(r.dup, false) as is_duplicate
+        from (select * from ranged left join ranks on rfile = file and rline = line_no) r
         """,
         [first_day, last_day],
     )
-    con.execute("drop table if exists _json; drop table if exists _extracted; drop table if exists _checked; drop table if exists _ips")
+    # The text of a line is kept only where the quarantine needs it.
+    con.execute("alter table _parsed add column line varchar")
+    con.execute("update _parsed set line = l.line from _lines l "
+                "where _parsed.reason is not null and l.file = _parsed.file and l.line_no = _parsed.line_no")
+    con.execute("drop table if exists _extracted; drop table if exists _ips; drop table if exists _lines")
 
 
 def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
@@ -331,7 +344,7 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
                     [first_day, last_day, source])
         con.execute(
             f"insert into {src.table} ({', '.join(names)}) select {select} from _parsed "
-            "where reason is null and not is_duplicate and event_date between ? and ? order by ts, file, line_no",
+            "where reason is null and not is_duplicate and event_date between ? and ?",
             [source, first_day, last_day],
         )
         con.execute(

@@ -73,7 +73,15 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
             joins.append(f"left join _map{i} on _map{i}.v = r.{col.source}")
             select.append(f"_map{i}.m as {col.name}")
         elif col.method == "generalize":
-            select.append(UA_FAMILY.format(c=f"r.{col.source}") + f" as {col.name}")
+            # a handful of regular expressions per distinct agent string, not per event
+            con.execute(
+                f"create or replace temp table _map{i} as select v, {UA_FAMILY.format(c='v')} as m from "
+                f"(select distinct {col.source} as v from {source} where {PARTITION_COLUMN} between ? and ? "
+                f"and {col.source} is not null)",
+                [first_day, last_day],
+            )
+            joins.append(f"left join _map{i} on _map{i}.v = r.{col.source}")
+            select.append(f"_map{i}.m as {col.name}")
         elif col.method == "constant":
             select.append(f"$key_id as {col.name}")
         else:  # pragma: no cover - the policy loader rejects other methods
