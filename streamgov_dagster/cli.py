@@ -179,6 +179,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streamgov_dagster.bench import main as bench
+
+    return bench(args.events, args.seed, Path(args.cache), args.format_lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamgov", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
     gen.add_argument("--force", action="store_true", help="replace a non-empty landing directory")
     gen.set_defaults(func=cmd_generate)
+    bench = sub.add_parser("bench", help="benchmark the pipeline against plain DuckDB SQL, and log-format throughput")
+    bench.add_argument("--events", type=int, default=10_000_000)
+    bench.add_argument("--seed", type=int, default=42)
+    bench.add_argument("--cache", default="data/bench", help="where generated data is kept between runs")
+    bench.add_argument("--format-lines", type=int, default=2_000_000)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -27,8 +27,8 @@ WEBLOG_PATTERNS = ("*.log", "*.log.gz", "*.gz", "*.txt", "*.log.[0-9]", "access.
 CLOUDTRAIL_PATTERNS = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz", "*.ndjson", "*.ndjson.gz")
 
 # Common/combined/vhost_combined: [vhost] client ident user [time] "request" status bytes rest
-WEBLOG_LINE = (r'^(?:(\S+) )?(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)(.*)$')
-QUOTED = r'"((?:[^"\\]|\\.)*)"'
+WEBLOG_LINE = (r'^(?:(\S+) )?(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)'
+               r'(?: \d+)?(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?(.*)$')
 ACCESS_STRINGS = ("event_id", "user_id", "session_id", "device_id", "client_ip", "email", "country", "user_agent",
                   "action", "content_id", "auth_token_id", "purpose", "http_method", "uri_path", "uri_query", "host",
                   "referrer", "xff_first")
@@ -116,17 +116,16 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
 
 def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     _create_proj(con, ACCESS_STRINGS)
-    names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "rest"]
+    names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "referrer_q", "agent_q", "rest"]
     con.execute(
         f"""
         create or replace temp table _wl as
         select file, line_no, line, pre_reason, unnest(g),
-               unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol'])),
-               regexp_extract_all(g.rest, ?, 1) as quoted
+               unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol']))
         from (select *, regexp_extract(coalesce(line, ''), ?, {names!r}) as g
               from _lines where pre_reason is not null or trim(line) <> '')
         """,
-        [QUOTED, WEBLOG_LINE],
+        [WEBLOG_LINE],
     )
     action, params = _path_action(policy, "url_decode(nullif(uri, ''))")
     columns = {
@@ -134,22 +133,35 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
         # No id in the format: the line's content and its occurrence in the file identify it, so a file
         # delivered twice yields duplicates, not new events.
-        "event_id": "'wl-' || md5(line) || '-' || row_number() over (partition by file, line order by line_no)",
+        "event_id": "'wl-' || md5(line)",  # + '-<occurrence in the file>', added below
         "ts_str": "time", "ts_fmt": "'clf'",
         # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it
         "client_ip": r"""case when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
                               when regexp_matches(client, '^[^:]+:\d+$') then split_part(client, ':', 1)
                               else client end""",
         # X-Forwarded-For, logged as X-Forwarded-For="a, b" or as a third quoted field: the client is the first
-        "xff_first": r"""nullif(trim(split_part(coalesce(nullif(regexp_extract(rest, 'X-Forwarded-For="([^"]*)"', 1), ''),
-                                                       quoted[3]), ',', 1)), '-')""",
+        "xff_first": r"""case when rest <> '' then nullif(trim(split_part(coalesce(
+                             nullif(regexp_extract(rest, 'X-Forwarded-For="([^"]*)"', 1), ''),
+                             nullif(regexp_extract(rest, '^ "([^"]*)"', 1), '')), ',', 1)), '-') end""",
         "status_str": "status", "bytes_str": "nullif(bytes, '-')",
-        "referrer": "nullif(quoted[1], '-')", "user_agent": "nullif(quoted[2], '-')",
+        "referrer": "nullif(nullif(referrer_q, ''), '-')", "user_agent": "nullif(nullif(agent_q, ''), '-')",
         "http_method": "nullif(method, '')", "uri_path": "url_decode(nullif(uri, ''))", "host": "nullif(vhost, '')",
         "action": action,
     }
     _insert_proj(con, columns, "_wl", params)
     con.execute("drop table if exists _wl")
+    # Identical lines within one file are distinct requests: number the occurrences (only repeated
+    # lines need a window), so the same file delivered again repeats the same ids.
+    con.execute(
+        """
+        create or replace temp table _occ as
+        select file as ofile, line_no as oline, row_number() over (partition by file, event_id order by line_no) as occ
+        from _proj where (file, event_id) in (select (file, event_id) from _proj group by file, event_id having count(*) > 1)
+        """
+    )
+    con.execute("update _proj set event_id = event_id || '-' || coalesce((select occ from _occ where ofile = file "
+                "and oline = line_no), 1) where event_id is not null")
+    con.execute("drop table if exists _occ")
 
 
 # -------------------------------------------------------------------------------------- CloudTrail
@@ -233,7 +245,7 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
     con.execute(
         f"""
         create or replace temp table _ips as
-        select ip, sg_is_ip(ip) as ok from (
+        select ip, sg_ip_ok(ip) as ok from (
             select distinct {ip_col} as ip from _proj where {ip_col} is not null
             {"union select distinct xff_first from _proj where xff_first is not null" if access else ""})
         """
@@ -280,23 +292,23 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
                         else reason0 end as reason
             from t
         ),
+        repeated as (
+            select {id_col} as rid from r where reason is null group by {id_col} having count(*) > 1
+        ),
         d as (
-            -- a record repeated verbatim (a re-delivered file) is a duplicate ...
-            select *, case when reason is null
-                           then row_number() over (partition by reason is null, {id_col}, md5(line) order by file, line_no) > 1
-                           else false end as is_duplicate
-            from r
+            -- among repeated ids only: a record repeated verbatim (a re-delivered file) is a duplicate ...
+            select file as dfile, line_no as dline, {id_col} as did,
+                   row_number() over (partition by {id_col}, md5(line) order by file, line_no) > 1 as dup
+            from r where reason is null and {id_col} in (select rid from repeated)
         ),
         v as (
             -- ... while a different record reusing an id is a distinct event: its id gets a ~n suffix
-            select *, case when reason is null and not is_duplicate
-                           then row_number() over (partition by reason is null and not is_duplicate, {id_col}
-                                                   order by file, line_no) end as variant
+            select *, case when not dup then row_number() over (partition by did, dup order by dfile, dline) end as variant
             from d
         )
-        select * exclude (variant, {id_col}),
-               case when variant > 1 then {id_col} || '~' || variant else {id_col} end as {id_col}
-        from v
+        select r.* exclude ({id_col}), coalesce(v.dup, false) as is_duplicate,
+               case when v.variant > 1 then r.{id_col} || '~' || v.variant else r.{id_col} end as {id_col}
+        from r left join v on v.dfile = r.file and v.dline = r.line_no
         """,
         params + [bounds[0], bounds[1]],
     )

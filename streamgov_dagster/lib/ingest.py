@@ -119,31 +119,29 @@ def read_lines(con: duckdb.DuckDBPyConnection, files: list[Path], root: Path) ->
         con.execute("insert into _files values (?)", [rel])
         con.execute("drop table if exists _rej; drop table if exists _rej_scan")
         try:
-            con.execute("create or replace temp table _one as select row_number() over () as ordinal, line from read_csv(?, "
+            con.execute("insert into _lines select ?, row_number() over (), line, null from read_csv(?, "
                         "columns={'line': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', header=false, "
                         "auto_detect=false, strict_mode=false, store_rejects=true, "
-                        "rejects_table='_rej', rejects_scan='_rej_scan')", [str(path)])
+                        "rejects_table='_rej', rejects_scan='_rej_scan')", [rel, str(path)])
         except duckdb.Error as exc:
             con.execute("insert into _file_errors values (?, ?)", [rel, _file_error_reason(exc)])
             continue
         if not con.execute("select count(*) from _rej").fetchone()[0]:
-            con.execute("insert into _lines select ?, ordinal, line, null from _one", [rel])
             continue
-        # A rejected line shifts the ordinal of every later line by one: map back to physical lines.
+        # A rejected line (invalid UTF-8) shifts the ordinal of every later line of its file by one: map the
+        # ordinals back to physical lines, and keep the rejected lines as quarantine candidates.
         con.execute(
             """
-            insert into _lines
-            with rej as (select distinct line as phys from _rej),
-                 rej_rank as (select phys, phys - row_number() over (order by phys) as accepted_before from rej)
-            select ?, o.ordinal + (select count(*) from rej_rank r where r.accepted_before < o.ordinal),
-                   o.line, null
-            from _one o
-            union all
-            select ?, phys, null, 'invalid_utf8' from rej
-            """,
-            [rel, rel],
+            create or replace temp table _rej_rank as
+            select phys, phys - row_number() over (order by phys) as accepted_before
+            from (select distinct line as phys from _rej)
+            """
         )
-    con.execute("drop table if exists _one")
+        con.execute(
+            "update _lines set line_no = line_no + (select count(*) from _rej_rank r where r.accepted_before < _lines.line_no) "
+            "where file = ?", [rel])
+        con.execute("insert into _lines select ?, phys, null, 'invalid_utf8' from _rej_rank", [rel])
+        con.execute("drop table _rej_rank")
 
 
 def _file_error_reason(exc: Exception) -> str:
@@ -226,7 +224,7 @@ def parse(con: duckdb.DuckDBPyConnection, src: JsonSource, first_day: date, last
     )
     # IP validity through Python's ipaddress over the distinct strings only.
     ip_union = " union ".join(f"select v[{i}] as ip from _extracted where pre_reason is null" for i in ip_fields)
-    con.execute(f"create or replace temp table _ips as select ip, sg_is_ip(trim(ip)) as ok from "
+    con.execute(f"create or replace temp table _ips as select ip, sg_ip_ok(trim(ip)) as ok from "
                 f"(select distinct ip from ({ip_union}) where ip is not null)")
     ip_ok = "[" + ", ".join(f"ip{i}.ok" if i in ip_fields else "null" for i in range(1, len(src.fields) + 1)) + "]"
     ip_joins = " ".join(f"left join _ips ip{i} on ip{i}.ip = e.v[{i}]" for i in ip_fields)

@@ -63,7 +63,7 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
             select.append(f"r.{col.source} as {col.name}")
         elif col.method in ("pseudonymize", "truncate_ip"):
             fn = {"pseudonymize": "sg_pseudonym_email" if col.source == "email" else "sg_pseudonym",
-                  "truncate_ip": "sg_truncate_ip"}[col.method]
+                  "truncate_ip": "sg_ip_network"}[col.method]
             con.execute(
                 f"create or replace temp table _map{i} as select v, {fn}(v) as m from "
                 f"(select distinct {col.source} as v from {source} where {PARTITION_COLUMN} between ? and ? "

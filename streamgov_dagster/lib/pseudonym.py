@@ -47,6 +47,8 @@ def is_ip(value: str) -> bool:
     return True
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 UDF_NAMES = ("sg_pseudonym", "sg_pseudonym_email", "sg_truncate_ip", "sg_is_ip")
 
 
@@ -88,3 +90,8 @@ def register_udfs(con: duckdb.DuckDBPyConnection, key: str) -> None:
                                               type=pa.string()), "VARCHAR")
     _udf("sg_is_ip", lambda a: pa.array([None if v is None else is_ip(v) for v in a.to_pylist()],
                                         type=pa.bool_()), "BOOLEAN")
+    # IPv4, the common case, is checked and truncated in SQL; only IPv6 strings reach Python.
+    con.execute(f"create or replace temp macro sg_ip_ok(s) as case when regexp_full_match(s, '{IPV4}') then true "
+                "when contains(s, ':') then sg_is_ip(s) else false end")
+    con.execute(f"create or replace temp macro sg_ip_network(s) as case when regexp_full_match(s, '{IPV4}') "
+                "then regexp_replace(s, '\\.\\d+$', '.0') || '/24' when contains(s, ':') then sg_truncate_ip(s) end")

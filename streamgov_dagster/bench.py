@@ -1,0 +1,205 @@
+"""Benchmark: the full pipeline against a plain-DuckDB-SQL baseline, and log-format throughput.
+
+`streamgov bench --events N` generates N access events (plus audit and consent data) once into a
+cache folder, runs `streamgov run` on it in a child process, and prints wall time, events per second,
+peak RSS and the time of each asset; then runs a plain DuckDB SQL baseline doing the same ingest,
+pseudonymization, a windowed rule and one report over the same files, and prints the ratio. It also
+generates CloudFront and combined web logs and measures their parse throughput in lines per second.
+Claims about speed in the docs come from this script, never from tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+USERS_PER_EVENT = 1 / 105  # the generator's defaults give ~105 events per user over 7 days
+
+
+def _generate(cache: Path, events: int, seed: int) -> Path:
+    from streamgov_dagster.lib.generator import generate
+
+    landing = cache / f"landing-{events}-{seed}"
+    if (landing / "ground_truth.jsonl").exists():
+        return landing
+    users = max(10, int(events * USERS_PER_EVENT))
+    t0 = time.time()
+    stats = generate(landing, seed=seed, users=users, days=7)
+    print(f"generated {stats.access_events:,} access events in {time.time() - t0:.1f} s into {landing}")
+    return landing
+
+
+def _run_pipeline(landing: Path, work: Path) -> dict:
+    for p in ("warehouse.duckdb", "warehouse.duckdb.wal"):
+        (work / p).unlink(missing_ok=True)
+    home = work / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "STREAMGOV_LANDING_DIR": str(landing), "STREAMGOV_DUCKDB_PATH": str(work / "warehouse.duckdb"),
+           "STREAMGOV_REPORTS_DIR": str(work / "reports"), "STREAMGOV_ALERTS_PATH": str(work / "alerts.jsonl"),
+           "DAGSTER_HOME": str(home), "STREAMGOV_PSEUDONYM_KEY": "bench-key", "STREAMGOV_PSEUDONYM_KEY_ID": "bench"}
+    (work / "alerts.jsonl").unlink(missing_ok=True)
+    (work / "alerts.jsonl.sent").unlink(missing_ok=True)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "streamgov_dagster.cli", "run"], env=env, capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-4000:])
+        raise SystemExit(f"streamgov run failed ({proc.returncode})")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"wall": wall, "peak_rss_mb": peak_kb / 1024, "steps": _step_times(home)}
+
+
+def _step_times(home: Path) -> list[tuple[float, str]]:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        starts: dict[str, float] = {}
+        out = []
+        for rec in instance.all_logs(run.run_id):
+            ev = rec.dagster_event
+            if ev is None:
+                continue
+            if ev.event_type_value == "STEP_START":
+                starts[ev.step_key] = rec.timestamp
+            elif ev.event_type_value == "STEP_SUCCESS":
+                out.append((rec.timestamp - starts[ev.step_key], ev.step_key))
+    return sorted(out, reverse=True)
+
+
+def _baseline(landing: Path, work: Path) -> float:
+    """The same kind of work in plain DuckDB SQL, without line accounting, validation or orchestration."""
+    from streamgov_dagster.lib.pseudonym import register_udfs
+
+    path = work / "baseline.duckdb"
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    register_udfs(con, "bench-key")
+    t0 = time.time()
+    con.execute(
+        "create table ev as select * from read_json(?, format='newline_delimited', ignore_errors=true, columns={"
+        "'event_id': 'VARCHAR', 'ts': 'TIMESTAMPTZ', 'user_id': 'VARCHAR', 'session_id': 'VARCHAR', "
+        "'device_id': 'VARCHAR', 'client_ip': 'VARCHAR', 'email': 'VARCHAR', 'country': 'VARCHAR', "
+        "'user_agent': 'VARCHAR', 'action': 'VARCHAR', 'status': 'INTEGER', 'content_id': 'VARCHAR', "
+        "'bytes': 'BIGINT', 'auth_token_id': 'VARCHAR', 'purpose': 'VARCHAR'})",
+        [str(landing / "access" / "*.jsonl*")],
+    )
+    con.execute("create table users as select user_id, sg_pseudonym(user_id) as p from (select distinct user_id from ev where user_id is not null)")
+    con.execute("create table ips as select client_ip, sg_truncate_ip(client_ip) as n from (select distinct client_ip from ev)")
+    con.execute("create table masked as select e.event_id, e.ts, u.p as user_pseudonym, i.n as client_network, e.action, "
+                "e.status, e.bytes, e.purpose from ev e left join users u using (user_id) left join ips i using (client_ip)")
+    con.execute(
+        """
+        create table bursts as
+        with f as (select user_id, event_id, ts, lead(ts, 4) over (partition by user_id order by ts, event_id) as t5
+                   from ev where action = 'login' and status in (401, 403) and user_id is not null)
+        select user_id, event_id from f where t5 - ts <= interval 10 minute
+        """
+    )
+    con.execute("create table report as select ts::date as day, action, count(*) as n, count(distinct user_pseudonym) as users "
+                "from masked group by all")
+    elapsed = time.time() - t0
+    con.close()
+    return elapsed
+
+
+def _synthetic_logs(folder: Path, kind: str, lines: int, seed: int) -> Path:
+    """CloudFront (W3C) or combined web-server log lines, gzip-compressed, deterministic for a seed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{kind}-{lines}-{seed}.log.gz"
+    if path.exists():
+        return path
+    rng = random.Random(seed)
+    start = datetime(2026, 10, 29, tzinfo=timezone.utc)
+    paths = ["/", "/browse/home", "/search", "/login", "/v/123/seg-00042.ts", "/v/9/seg-1.m4s", "/api/v1/profile"]
+    agents = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0", "Roku/DVP-13.0", "AppleTV14,1/17.0"]
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+        if kind == "cloudfront":
+            fh.write("#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem "
+                     "sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id\n")
+        for i in range(lines):
+            t = start + timedelta(seconds=i * 0.05)
+            ip = f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            p, ua, st = rng.choice(paths), rng.choice(agents), rng.choice((200, 200, 206, 304, 404))
+            if kind == "cloudfront":
+                fh.write(f"{t:%Y-%m-%d}\t{t:%H:%M:%S}\tFRA56-C1\t{rng.randint(100, 900000)}\t{ip}\tGET\td1.cloudfront.net\t"
+                         f"{p}\t{st}\t-\t{ua.replace(' ', '%20')}\t-\t-\tHit\treq{seed}x{i:09d}\n")
+            else:
+                fh.write(f'{ip} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET {p} HTTP/1.1" {st} {rng.randint(100, 900000)} '
+                         f'"-" "{ua}"\n')
+    return path
+
+
+def _format_throughput(cache: Path, lines: int) -> dict[str, float]:
+    from streamgov_dagster.lib import formats
+    from streamgov_dagster.lib.policy import load_policy
+    from streamgov_dagster.lib.pseudonym import register_udfs
+    from streamgov_dagster.lib.warehouse import prepare
+
+    out = {}
+    for kind, source in (("cloudfront", "cdn"), ("combined", "weblogs")):
+        landing = cache / f"formats-{kind}-{lines}"
+        _synthetic_logs(landing / source, kind, lines, seed=3)
+        con = prepare(duckdb.connect(str(cache / f"formats-{kind}.duckdb")))
+        register_udfs(con, "bench-key")
+        t0 = time.time()
+        stats = formats.load(con, source, landing, load_policy(), date(2026, 10, 1), date(2026, 12, 31),
+                             (date(2000, 1, 1), date(2030, 1, 1)))
+        elapsed = time.time() - t0
+        con.close()
+        (cache / f"formats-{kind}.duckdb").unlink(missing_ok=True)
+        out[kind] = stats["lines_read"] / elapsed
+        print(f"{kind:<10} {stats['lines_read']:>10,} lines  {stats['rows_loaded']:>10,} loaded  {elapsed:6.2f} s  "
+              f"{out[kind]:>10,.0f} lines/s")
+    return out
+
+
+def main(events: int, seed: int, cache: Path, format_lines: int) -> int:
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"duckdb {duckdb.__version__}")
+    landing = _generate(cache, events, seed)
+    work = cache / "work"
+    work.mkdir(exist_ok=True)
+    result = _run_pipeline(landing, work)
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    n_events = con.execute("select count(*) from raw.access_events").fetchone()[0]
+    quality = con.execute("select sum(planted), sum(found), sum(false_positives), sum(near_misses_fired) "
+                          "from reports.detection_quality").fetchone()
+    con.close()
+    print(f"\npipeline: {n_events:,} access events in {result['wall']:.1f} s wall "
+          f"({n_events / result['wall']:,.0f} events/s), peak RSS {result['peak_rss_mb']:,.0f} MB")
+    print(f"detection: planted {quality[0]}, found {quality[1]}, false positives {quality[2]}, near misses fired {quality[3]}")
+    print("time per step (slowest first):")
+    for seconds, step in result["steps"][:15]:
+        print(f"  {seconds:7.2f} s  {step}")
+    baseline = _baseline(landing, work)
+    print(f"\nplain DuckDB SQL baseline: {baseline:.1f} s; pipeline / baseline = {result['wall'] / baseline:.2f}")
+    print("\nlog-format throughput")
+    _format_throughput(cache, format_lines)
+    return 0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cache", default="data/bench")
+    parser.add_argument("--format-lines", type=int, default=2_000_000)
+    a = parser.parse_args()
+    sys.exit(main(a.events, a.seed, Path(a.cache), a.format_lines))
