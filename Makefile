@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 LANDING := $(or $(STREAMGOV_LANDING_DIR),data/landing)
 
-.PHONY: install run test ui demo-data clean
+.PHONY: install run test ui bench demo-data clean
+EVENTS ?= 10000000
 
 $(BIN)/streamgov: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ test: install
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# Generates EVENTS access events once into data/bench (reused), runs the pipeline and a plain-SQL baseline.
+bench: install
+	$(BIN)/streamgov bench --events $(EVENTS)
 
 clean:
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/reports data/alerts .dagster_home

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 
 SCHEMAS = ("raw", "consent", "governance", "masked", "reports")
 
 
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+
 def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Every timestamp the warehouse stores is UTC; make the session agree."""
+    """Every timestamp the warehouse stores is UTC; make the session agree. DuckDB's memory is capped
+    (STREAMGOV_DUCKDB_MEMORY_LIMIT, default 4GB): beyond it, work spills to disk instead of growing."""
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = ?", [os.environ.get("STREAMGOV_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT])
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return con
