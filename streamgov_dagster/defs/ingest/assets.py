@@ -9,41 +9,24 @@ from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import consent, directory, formats, ingest
 from streamgov_dagster.lib.validation import validate
 
-landing_access = dg.AssetSpec(
-    key=["landing", "access_logs"], group_name="landing", owners=OWNERS, kinds={"file"},
-    description="Application and API access events as JSON lines, dropped into <landing>/access by the service.",
-    tags=tags("landing", True),
-)
-landing_audit = dg.AssetSpec(
-    key=["landing", "audit_trail"], group_name="landing", owners=OWNERS, kinds={"file"},
-    description="Internal admin-tool audit trail as JSON lines in <landing>/audit.",
-    tags=tags("landing", True),
-)
-landing_cdn = dg.AssetSpec(
-    key=["landing", "cdn_logs"], group_name="landing", owners=OWNERS, kinds={"file"},
-    description="CloudFront standard access logs (W3C, plain or gzip) in <landing>/cdn.",
-    tags=tags("landing", True),
-)
-landing_weblogs = dg.AssetSpec(
-    key=["landing", "web_logs"], group_name="landing", owners=OWNERS, kinds={"file"},
-    description="nginx / Apache common, combined and vhost_combined logs (plain or gzip) in <landing>/weblogs.",
-    tags=tags("landing", True),
-)
-landing_cloudtrail = dg.AssetSpec(
-    key=["landing", "cloudtrail"], group_name="landing", owners=OWNERS, kinds={"file"},
-    description="AWS CloudTrail delivery files and one-record-per-line files (plain or gzip) in <landing>/cloudtrail.",
-    tags=tags("landing", True),
-)
-landing_directory = dg.AssetSpec(
-    key=["landing", "staff_directory"], group_name="landing", owners=OWNERS, kinds={"csv"},
-    description="Workforce directory <landing>/directory/staff.csv: roles and employment dates.",
-    tags=tags("landing", True),
-)
-landing_consent = dg.AssetSpec(
-    key=["landing", "consent_db"], group_name="landing", owners=OWNERS, kinds={"sqlite", "postgres"},
-    description="The consent database of record (table consent_events), read through STREAMGOV_CONSENT_DB_URL.",
-    tags=tags("landing", True),
-)
+def _landing(name: str, kinds: set[str], description: str) -> dg.AssetSpec:
+    """A landing-zone input: data the streaming service delivers, which Dagster does not produce."""
+    return dg.AssetSpec(key=["landing", name], group_name="landing", owners=OWNERS, kinds=kinds,
+                        description=description, tags=tags("landing", True))
+
+
+landing_access = _landing("access_logs", {"file"}, "Application and API access events as JSON lines, dropped "
+                          "into <landing>/access by the service.")
+landing_audit = _landing("audit_trail", {"file"}, "Internal admin-tool audit trail as JSON lines in <landing>/audit.")
+landing_cdn = _landing("cdn_logs", {"file"}, "CloudFront standard access logs (W3C, plain or gzip) in <landing>/cdn.")
+landing_weblogs = _landing("web_logs", {"file"}, "nginx / Apache common, combined and vhost_combined logs (plain or "
+                           "gzip) in <landing>/weblogs.")
+landing_cloudtrail = _landing("cloudtrail", {"file"}, "AWS CloudTrail delivery files and one-record-per-line files "
+                              "(plain or gzip) in <landing>/cloudtrail.")
+landing_directory = _landing("staff_directory", {"csv"}, "Workforce directory <landing>/directory/staff.csv: roles "
+                             "and employment dates.")
+landing_consent = _landing("consent_db", {"sqlite", "postgres"}, "The consent database of record (table "
+                           "consent_events), read through STREAMGOV_CONSENT_DB_URL.")
 
 _SOURCES = {"access": (ingest.ACCESS, ("access", "cdn", "weblogs")), "audit": (ingest.AUDIT, ("audit", "cloudtrail"))}
 
