@@ -280,7 +280,7 @@ def detect(con: duckdb.DuckDBPyConnection, policy: Policy, rule_ids: list[str] |
     con.execute(
         """
         create or replace temp table _subjects as
-        select kind, value, case when kind = 'email' then sg_pseudonym_email(value) else sg_pseudonym(value) end as pseudonym
+        select kind, value, sg_pseudonym(value) as pseudonym
         from (select distinct subject_kind as kind, subject_value as value from _merged where subject_value is not null)
         """
     )
