@@ -161,6 +161,28 @@ def cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify_log(args: argparse.Namespace) -> int:
+    """Recompute the consent log's hash chain over the configured warehouse."""
+    import duckdb
+
+    from streamgov_dagster.lib.consentlog import verify
+
+    settings = Settings.from_env()
+    if not settings.duckdb_path.exists():
+        print(f"error: warehouse {settings.duckdb_path} does not exist", file=sys.stderr)
+        return EXIT_INPUT
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        report = verify(con)
+    finally:
+        con.close()
+    if report.intact:
+        print(f"consent log intact: {report.entries} entries verified")
+        return EXIT_OK
+    print(f"consent log BROKEN at entry {report.first_broken_seq}: {report.problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from streamgov_dagster.lib.generator import generate
 
@@ -196,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="read-only SQL on the warehouse, CSV to stdout")
     query.add_argument("sql")
     query.set_defaults(func=cmd_query)
+    verify = sub.add_parser("verify-log", help="verify the hash chain of consent.consent_log (exit 1 names the first broken entry)")
+    verify.set_defaults(func=cmd_verify_log)
     gen = sub.add_parser("generate", help="write a synthetic streaming-service landing zone with planted incidents")
     gen.add_argument("--out", help="landing directory (default: STREAMGOV_LANDING_DIR)")
     gen.add_argument("--seed", type=int, default=7)

@@ -157,19 +157,39 @@ def build_state(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("select count(*) from consent.consent_state").fetchone()[0])
 
 
-def build_log(con: duckdb.DuckDBPyConnection) -> int:
-    """consent.consent_log: one entry per consent change (grant, denial, withdrawal, expiry reached),
-    in time order, with pseudonyms only."""
+GATED_PURPOSES = ("personalization", "analytics", "advertising")
+
+# Valid consent at an event's instant, written as a range join: an independent formulation of the
+# as-of join that builds the gated datasets, used by their check.
+VALID_AT = """exists (select 1 from consent.consent_state s where s.user_pseudonym = {e}.user_pseudonym
+              and s.purpose = {e}.purpose and s.state = 'granted' and s.valid_from <= {e}.ts
+              and (s.valid_to is null or {e}.ts < s.valid_to))"""
+
+
+def build_gated(con: duckdb.DuckDBPyConnection, purpose: str) -> int:
+    """masked.<purpose>_events: exactly the released events of that purpose whose user had valid consent
+    at the event's instant (anonymous events cannot prove consent and are left out)."""
+    if purpose not in GATED_PURPOSES:
+        raise ValueError(purpose)
     con.execute(
-        """
-        create or replace table consent.consent_log as
-        select row_number() over (order by valid_from, user_pseudonym, purpose, state) as seq,
-               valid_from as changed_at, user_pseudonym, purpose,
-               case state when 'granted' then 'grant' when 'denied' then 'denial'
-                          when 'withdrawn' then 'withdrawal' else 'expiry' end as change,
-               state as new_state, source, jurisdiction, notice_version
-        from consent.consent_state
-        order by seq
-        """
+        f"""
+        create or replace table masked.{purpose}_events as
+        select e.* from masked.access_events e
+        asof join consent.consent_state s
+          on s.user_pseudonym = e.user_pseudonym and s.purpose = e.purpose and e.ts >= s.valid_from
+        where e.purpose = ? and e.user_pseudonym is not null
+          and s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)
+        order by e.ts, e.event_id
+        """,
+        [purpose],
     )
-    return int(con.execute("select count(*) from consent.consent_log").fetchone()[0])
+    return int(con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0])
+
+
+def gated_violations(con: duckdb.DuckDBPyConnection, purpose: str) -> tuple[int, int]:
+    """(rows lacking valid consent, valid events missing) for masked.<purpose>_events."""
+    lacking = con.execute(f"select count(*) from masked.{purpose}_events e where not ({VALID_AT.format(e='e')})").fetchone()[0]
+    expected = con.execute(f"select count(*) from masked.access_events e where e.purpose = ? and "
+                           f"e.user_pseudonym is not null and {VALID_AT.format(e='e')}", [purpose]).fetchone()[0]
+    present = con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0]
+    return int(lacking), int(expected - present + lacking)

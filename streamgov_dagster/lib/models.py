@@ -106,10 +106,14 @@ class ConsentState(pa.DataFrameModel):
 
 class ConsentLog(pa.DataFrameModel):
     seq: int = pa.Field(ge=1, unique=True)
-    changed_at: TS = pa.Field(nullable=False)
-    user_pseudonym: str = pa.Field(str_matches=HEX64)
-    purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
-    change: str = pa.Field(isin=["grant", "denial", "withdrawal", "expiry"])
+    entry_key: str = pa.Field(unique=True, str_matches=HEX64)
+    changed_at: TS = pa.Field(nullable=True)        # null once an erasure blanked the payload
+    user_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    purpose: str = pa.Field(nullable=True, isin=list(CONSENT_PURPOSES))
+    change: str = pa.Field(nullable=True, isin=["grant", "denial", "withdrawal", "expiry"])
+    payload_hash: str = pa.Field(str_matches=HEX64)
+    prev_hash: str = pa.Field(str_matches=HEX64)
+    row_hash: str = pa.Field(str_matches=HEX64, unique=True)
 
     class Config:
         strict = False

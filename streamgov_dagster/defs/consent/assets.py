@@ -5,7 +5,7 @@ from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import consent
+from streamgov_dagster.lib import consent, consentlog
 
 
 @dg.asset(
@@ -31,11 +31,12 @@ def consent_state(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 )
 def consent_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                 governance: GovernanceConfig) -> dg.MaterializeResult:
-    """Consent management log: one entry per consent change (grant, denial, withdrawal, expiry), pseudonymized."""
+    """Consent management log: append-only, hash-chained, one entry per consent change, pseudonymized."""
     with warehouse(duckdb, governance) as con:
-        consent.build_log(con)
+        appended = consentlog.append_changes(con, governance.key_id)
         changes = dict(con.execute("select change, count(*) from consent.consent_log group by all").fetchall())
-        meta = table_metadata(con, "consent.consent_log", **{f"changes/{k}": int(v) for k, v in changes.items()})
+        meta = table_metadata(con, "consent.consent_log", appended=appended,
+                              **{f"changes/{k}": int(v) for k, v in changes.items()})
     return dg.MaterializeResult(metadata=meta)
 
 
@@ -56,3 +57,44 @@ def consent_state_schema(duckdb: DuckDBResource, governance: GovernanceConfig) -
 def consent_log_schema(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:
     with warehouse(duckdb, governance) as con:
         return schema_check(con, "consent.consent_log")
+
+
+@dg.asset_check(asset=consent_log, blocking=True, pool=POOL,
+                description="The hash chain of the consent log verifies: no entry edited, deleted or reordered.")
+def consent_log_chain_intact(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:
+    with warehouse(duckdb, governance) as con:
+        report = consentlog.verify(con)
+    meta: dict[str, object] = {"entries": report.entries}
+    if not report.intact:
+        meta.update(first_broken_seq=report.first_broken_seq, problem=report.problem)
+    return dg.AssetCheckResult(passed=report.intact, metadata=meta)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["masked", f"{purpose}_events"], group_name="masked", owners=OWNERS, kinds={"duckdb"},
+                     tags=tags("masked", False), deps=[["masked", "access_events"], consent_state],
+                     description=f"Released {purpose} events: exactly those whose user had valid {purpose} consent "
+                                 "at the event's instant.",
+                     automation_condition=dg.AutomationCondition.eager())
+        for purpose in consent.GATED_PURPOSES
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(f"{purpose}_events_consented", asset=["masked", f"{purpose}_events"], blocking=True,
+                          description="Every row had valid consent at its instant, and no consented event is missing.")
+        for purpose in consent.GATED_PURPOSES
+    ],
+    pool=POOL,
+)
+def consent_gated_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
+    """Consent-gated datasets, rebuilt every run so a withdrawal keeps later events out at once."""
+    with warehouse(duckdb, governance) as con:
+        for purpose in consent.GATED_PURPOSES:
+            consent.build_gated(con, purpose)
+            lacking, missing = consent.gated_violations(con, purpose)
+            yield dg.MaterializeResult(asset_key=["masked", f"{purpose}_events"],
+                                       metadata=table_metadata(con, f"masked.{purpose}_events",
+                                                               pseudonym_key_id=governance.key_id))
+            yield dg.AssetCheckResult(asset_key=["masked", f"{purpose}_events"],
+                                      check_name=f"{purpose}_events_consented", passed=lacking == 0 and missing == 0,
+                                      metadata={"rows_without_valid_consent": lacking, "consented_events_missing": missing})
