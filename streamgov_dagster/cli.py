@@ -183,6 +183,21 @@ def cmd_verify_log(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def cmd_decode_tc(args: argparse.Namespace) -> int:
+    """Decode an IAB TCF v2 TC string to JSON."""
+    import json
+
+    from streamgov_dagster.lib.tcf import TCFError, decode
+
+    try:
+        decoded = decode(args.tc_string)
+    except TCFError as exc:
+        print(f"error: not a valid TCF v2 TC string: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(decoded, indent=2, sort_keys=False))
+    return EXIT_OK
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from streamgov_dagster.lib.generator import generate
 
@@ -220,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     query.set_defaults(func=cmd_query)
     verify = sub.add_parser("verify-log", help="verify the hash chain of consent.consent_log (exit 1 names the first broken entry)")
     verify.set_defaults(func=cmd_verify_log)
+    consent_cmd = sub.add_parser("consent", help="consent tools")
+    consent_sub = consent_cmd.add_subparsers(dest="consent_command", required=True)
+    decode_tc = consent_sub.add_parser("decode-tc", help="decode an IAB TCF v2 TC string to JSON")
+    decode_tc.add_argument("tc_string")
+    decode_tc.set_defaults(func=cmd_decode_tc)
     gen = sub.add_parser("generate", help="write a synthetic streaming-service landing zone with planted incidents")
     gen.add_argument("--out", help="landing directory (default: STREAMGOV_LANDING_DIR)")
     gen.add_argument("--seed", type=int, default=7)

@@ -95,3 +95,45 @@ def test_withdrawal_keeps_later_events_out_on_the_next_run(env) -> None:
     con = duckdb.connect(str(env["warehouse"]), read_only=True)
     assert [r[0] for r in con.execute("select event_id from masked.personalization_events").fetchall()] == ["e1"]
     con.close()
+
+
+def _tc_string(purposes: list[int]) -> str:
+    from streamgov_dagster_tests.test_tcf import BitWriter
+
+    w = (BitWriter().int(2, 6).int(16_000_000_000, 36).int(16_000_000_000, 36).int(10, 12).int(1, 12).int(1, 6)
+         .letters("EN").int(100, 12).int(4, 6).bool(False).bool(False).bitfield([], 12).bitfield(purposes, 24)
+         .bitfield([], 24).bool(False).letters("DE"))
+    w.int(0, 16).bool(False)  # no vendor consents
+    w.int(0, 16).bool(False)  # no vendor legitimate interests
+    w.int(0, 12)              # no publisher restrictions
+    return w.encode()
+
+
+def test_decode_tc_cli(capsys) -> None:
+    import json
+
+    assert main(["consent", "decode-tc", _tc_string([5, 6])]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["purposes_consent"] == [5, 6] and out["consent_language"] == "EN" and out["publisher_cc"] == "DE"
+    assert main(["consent", "decode-tc", "not-a-tc-string"]) == 1
+    assert "not a valid TCF v2 TC string" in capsys.readouterr().err
+
+
+def test_signal_mismatches_are_found(env) -> None:
+    write_landing(env["landing"], access_events=[access("e1", "2026-10-29T10:00:00Z")], consent=[])
+    tc = _tc_string([5, 6])  # grants personalization (5, 6) and nothing else
+    rows = [("c1", "u1", "personalization", "granted", tc), ("c2", "u2", "advertising", "granted", tc),
+            ("c3", "u3", "personalization", "withdrawn", tc), ("c4", "u4", "analytics", "granted", "garbage"),
+            ("c5", "u5", "marketing_email", "granted", tc), ("c6", "u6", "analytics", "denied", tc)]
+    with sqlite3.connect(env["landing"] / "consent.db") as db:
+        db.executemany("insert into consent_events values (?, ?, ?, ?, '2026-10-01T00:00:00Z', null, 'cmp', 'v1', "
+                       "'EU', ?)", rows)
+    assert run_pipeline("2026-10-29", "2026-10-29").success
+    con = duckdb.connect(str(env["warehouse"]), read_only=True)
+    found = con.execute("select purpose, status, finding from consent.signal_mismatches order by purpose").fetchall()
+    kpi = con.execute("select sum(signal_mismatches) from reports.consent_activity").fetchone()[0]
+    con.close()
+    assert found == [("advertising", "granted", "granted_but_tc_string_withholds"),
+                     ("analytics", "granted", "undecodable_tc_string"),
+                     ("personalization", "withdrawn", "withheld_but_tc_string_grants")]
+    assert kpi == 3

@@ -193,3 +193,42 @@ def gated_violations(con: duckdb.DuckDBPyConnection, purpose: str) -> tuple[int,
                            f"e.user_pseudonym is not null and {VALID_AT.format(e='e')}", [purpose]).fetchone()[0]
     present = con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0]
     return int(lacking), int(expected - present + lacking)
+
+
+def build_signal_mismatches(con: duckdb.DuckDBPyConnection, purpose_map: dict[str, list[int]]) -> int:
+    """consent.signal_mismatches: consent rows whose TC string disagrees with their status.
+
+    The distinct TC strings are decoded in Python (there are few); rows are joined back in SQL.
+    """
+    from .tcf import TCFError, decode, granted_purposes
+
+    strings = [r[0] for r in con.execute(
+        "select distinct tc_string from raw.consent_events where tc_string is not null and trim(tc_string) <> ''").fetchall()]
+    decoded = []
+    for tc in strings:
+        try:
+            granted = granted_purposes(decode(tc))
+            decoded.append((tc, True, [p for p, ids in purpose_map.items() if set(ids) <= granted]))
+        except TCFError:
+            decoded.append((tc, False, []))
+    con.execute("create or replace temp table _tc (tc_string varchar, decodable boolean, grants varchar[])")
+    if decoded:
+        con.executemany("insert into _tc values (?, ?, ?)", decoded)
+    con.execute("create or replace temp table _tcmap (purpose varchar)")
+    con.executemany("insert into _tcmap values (?)", [[p] for p in purpose_map])
+    con.execute(
+        """
+        create or replace table consent.signal_mismatches as
+        select sha256(c.event_id)[:16] as consent_event, sg_pseudonym(c.user_id) as user_pseudonym, c.purpose,
+               c.status, c.recorded_at, c.source, c.jurisdiction,
+               case when not t.decodable then 'undecodable_tc_string'
+                    when c.status = 'granted' then 'granted_but_tc_string_withholds'
+                    else 'withheld_but_tc_string_grants' end as finding
+        from raw.consent_events c join _tc t using (tc_string)
+        where c.purpose in (select purpose from _tcmap)
+          and (not t.decodable or (c.status = 'granted') <> list_contains(t.grants, c.purpose))
+        order by recorded_at, consent_event
+        """
+    )
+    con.execute("drop table _tc; drop table _tcmap")
+    return int(con.execute("select count(*) from consent.signal_mismatches").fetchone()[0])

@@ -204,6 +204,8 @@ class ComplianceKpis(pa.DataFrameModel):
 class ConsentKpis(pa.DataFrameModel):
     purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
     jurisdiction: str = pa.Field(nullable=False)
+    source: str = pa.Field(nullable=False)
+    expiring_soon: int = pa.Field(ge=0)
     users_with_decision: int = pa.Field(ge=1)
     users_opted_in: int = pa.Field(ge=0)
     opt_in_rate: float = pa.Field(ge=0, le=1)
@@ -241,6 +243,16 @@ class DetectionQuality(pa.DataFrameModel):
         strict = False
 
 
+class ConsentActivity(pa.DataFrameModel):
+    day: dt.date = pa.Field(nullable=False, unique=True)
+    grants: int = pa.Field(ge=0)
+    withdrawals: int = pa.Field(ge=0)
+    signal_mismatches: int = pa.Field(ge=0)
+
+    class Config:
+        strict = False
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "raw.access_events": RawAccessEvents,
     "raw.audit_events": RawAuditEvents,
@@ -256,6 +268,7 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "reports.access_audit_summary": AccessAuditSummary,
     "reports.compliance_kpis": ComplianceKpis,
     "reports.consent_kpis": ConsentKpis,
+    "reports.consent_activity": ConsentActivity,
     "reports.top_subjects": TopSubjects,
     "reports.violation_trend": ViolationTrend,
     "reports.detection_quality": DetectionQuality,

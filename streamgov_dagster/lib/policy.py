@@ -61,6 +61,7 @@ class Policy:
     alerting: dict[str, Any]
     masking: dict[str, dict[str, dict[str, str]]]
     formats: dict[str, Any]
+    consent: dict[str, Any]
     source_dir: str
 
     def severity(self, rule_id: str) -> str:
@@ -222,13 +223,30 @@ def _validate_formats(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
+CONSENT_PURPOSES = ("personalization", "analytics", "advertising", "marketing_email")
+
+
+def _validate_consent(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    mapping = data.get("tcf_purpose_map")
+    if not isinstance(mapping, dict):
+        raise PolicyError(path, "tcf_purpose_map", "missing or not a mapping of purpose -> TCF purpose ids")
+    for purpose, ids in mapping.items():
+        if purpose not in CONSENT_PURPOSES:
+            raise PolicyError(path, f"tcf_purpose_map.{purpose}", f"unknown purpose (known: {', '.join(CONSENT_PURPOSES)})")
+        if not isinstance(ids, list) or not ids or any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= 24
+                                                       for i in ids):
+            raise PolicyError(path, f"tcf_purpose_map.{purpose}", "must be a non-empty list of TCF purpose ids (1-24)")
+    _expect(path, "expiring_within_days", data.get("expiring_within_days"), int)
+    return dict(data)
+
+
 def load_policy(policy_dir: str | Path | None = None) -> Policy:
     directory = Path(policy_dir) if policy_dir else None
     if directory is not None and not directory.is_dir():
         raise PolicyError(directory, "STREAMGOV_POLICY_DIR", "is not a directory")
     rules_path, roles_path = _file(directory, "rules.yaml"), _file(directory, "roles.yaml")
     alerting_path, masking_path = _file(directory, "alerting.yaml"), _file(directory, "masking.yaml")
-    formats_path = _file(directory, "formats.yaml")
+    formats_path, consent_path = _file(directory, "formats.yaml"), _file(directory, "consent.yaml")
     rules = _validate_rules(rules_path, _read(rules_path))
     roles, pii = _validate_roles(roles_path, _read(roles_path))
     return Policy(
@@ -238,5 +256,6 @@ def load_policy(policy_dir: str | Path | None = None) -> Policy:
         alerting=_validate_alerting(alerting_path, _read(alerting_path)),
         masking=_validate_masking(masking_path, _read(masking_path)),
         formats=_validate_formats(formats_path, _read(formats_path)),
+        consent=_validate_consent(consent_path, _read(consent_path)),
         source_dir=str(directory) if directory else "packaged defaults",
     )

@@ -17,7 +17,7 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TREND_DAYS = 7
 
 
-def build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def build_tables(con: duckdb.DuckDBPyConnection, expiring_within_days: int = 30) -> dict[str, int]:
     con.execute(
         """
         create or replace table reports.compliance_kpis as
@@ -81,19 +81,38 @@ def build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             where s.valid_from <= as_of.t and (s.valid_to is null or s.valid_to > as_of.t)
         ),
         withdrawals as (
-            select purpose, jurisdiction, count(*) as withdrawals
+            select purpose, jurisdiction, source, count(*) as withdrawals
             from consent.consent_state where state = 'withdrawn' group by all
         )
-        select c.purpose, coalesce(c.jurisdiction, 'unknown') as jurisdiction,
+        select c.purpose, coalesce(c.jurisdiction, 'unknown') as jurisdiction, coalesce(c.source, 'unknown') as source,
                count(*) as users_with_decision,
                count(*) filter (where c.state = 'granted') as users_opted_in,
                round(count(*) filter (where c.state = 'granted') / count(*), 4) as opt_in_rate,
                count(*) filter (where c.state = 'expired') as users_expired,
+               count(*) filter (where c.state = 'granted' and c.expires_at is not null
+                                and c.expires_at <= (select t from as_of) + to_days(?)) as expiring_soon,
                coalesce(any_value(w.withdrawals), 0) as withdrawals,
                (select t from as_of) as as_of
         from current c left join withdrawals w on w.purpose = c.purpose and w.jurisdiction is not distinct from c.jurisdiction
-        group by c.purpose, c.jurisdiction
-        order by c.purpose, jurisdiction
+                                               and w.source is not distinct from c.source
+        group by c.purpose, c.jurisdiction, c.source
+        order by c.purpose, jurisdiction, source
+        """,
+        [expiring_within_days],
+    )
+    con.execute(
+        """
+        create or replace table reports.consent_activity as
+        with days as (select distinct valid_from::date as day from consent.consent_state)
+        select d.day,
+               count(*) filter (where s.state = 'granted') as grants,
+               count(*) filter (where s.state = 'denied') as denials,
+               count(*) filter (where s.state = 'withdrawn') as withdrawals,
+               count(*) filter (where s.state = 'expired') as expiries,
+               coalesce((select count(*) from consent.signal_mismatches m where m.recorded_at::date = d.day), 0)
+                   as signal_mismatches
+        from days d join consent.consent_state s on s.valid_from::date = d.day
+        group by d.day order by d.day
         """
     )
     con.execute(
@@ -137,7 +156,8 @@ def build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         [TREND_DAYS, TREND_DAYS, TREND_DAYS],
     )
     return {t: int(con.execute(f"select count(*) from reports.{t}").fetchone()[0])
-            for t in ("compliance_kpis", "access_audit_summary", "consent_kpis", "top_subjects", "violation_trend")}
+            for t in ("compliance_kpis", "access_audit_summary", "consent_kpis", "consent_activity", "top_subjects",
+                      "violation_trend")}
 
 
 @dataclass(frozen=True)
@@ -195,11 +215,13 @@ def kpis(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
                (select coalesce(sum(lines_read), 0) from governance.ingestion_summary),
                (select coalesce(sum(rows_quarantined), 0) from governance.ingestion_summary),
                (select round(count(*) filter (where state = 'granted') / nullif(count(*), 0), 4)
-                  from consent.consent_state where valid_to is null)
+                  from consent.consent_state where valid_to is null),
+               (select count(*) from consent.signal_mismatches)
         """
     ).fetchone()
     return {"violations": row[0], "high_or_critical": row[1], "rules_fired": row[2], "access_events": row[3],
-            "audit_events": row[4], "lines_read": row[5], "lines_quarantined": row[6], "opt_in_rate_now": row[7]}
+            "audit_events": row[4], "lines_read": row[5], "lines_quarantined": row[6], "opt_in_rate_now": row[7],
+            "consent_signal_mismatches": row[8]}
 
 
 def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportContext) -> dict[str, Path]:
@@ -223,6 +245,9 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
                if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
                               "and table_name = 'detection_quality'").fetchone()[0] else pd.DataFrame())
     consent_log = con.execute("select * from consent.consent_log order by seq").df()
+    activity = con.execute("select * from reports.consent_activity order by day").df()
+    mismatches = con.execute("select finding, purpose, count(*) as n from consent.signal_mismatches "
+                             "group by all order by n desc").df()
     k = kpis(con)
 
     paths = {
@@ -260,7 +285,9 @@ policy: {html.escape(ctx.policy_source)}</p>
 <h2>Top subjects</h2>{_table(top)}
 <h2>Trend: latest {TREND_DAYS} days against the {TREND_DAYS} before</h2>{_table(trend)}
 <h2>Access audit summary (per day)</h2>{_table(summary)}
-<h2>Consent KPIs (current state per purpose and jurisdiction)</h2>{_table(consent_kpis)}
+<h2>Consent KPIs (current state per purpose, jurisdiction and source)</h2>{_table(consent_kpis)}
+<h2>Consent activity per day</h2>{_table(activity)}
+<h2>Consent signal mismatches (TC string against recorded status)</h2>{_table(mismatches) if not mismatches.empty else "<p>None.</p>"}
 <h2>Ingestion</h2>{_table(ingestion)}
 {"<h2>Detection quality (against the ground truth)</h2>" + _table(quality) if not quality.empty else ""}
 <p>Subjects are keyed pseudonyms (first 12 hex characters shown); no raw identifier appears in this report.</p>
@@ -278,7 +305,8 @@ policy: {html.escape(ctx.policy_source)}</p>
            "## Violations", "", _md_table(violations, 200), "## Top subjects", "", _md_table(top),
            f"## Trend: latest {TREND_DAYS} days against the {TREND_DAYS} before", "", _md_table(trend),
            "## Access audit summary", "", _md_table(summary),
-           "## Consent KPIs", "", _md_table(consent_kpis), "## Ingestion", "", _md_table(ingestion)]
+           "## Consent KPIs", "", _md_table(consent_kpis), "## Consent activity per day", "", _md_table(activity),
+           "## Consent signal mismatches", "", _md_table(mismatches), "## Ingestion", "", _md_table(ingestion)]
     if not quality.empty:
         md += ["## Detection quality", "", _md_table(quality)]
     paths["md"].write_text("\n".join(md), encoding="utf-8")

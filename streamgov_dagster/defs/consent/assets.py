@@ -40,6 +40,31 @@ def consent_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     return dg.MaterializeResult(metadata=meta)
 
 
+@dg.asset(
+    key=["consent", "signal_mismatches"], deps=[["raw", "consent_events"]], group_name="consent", owners=OWNERS,
+    kinds={"duckdb"}, tags=tags("consent", False), pool=POOL, automation_condition=dg.AutomationCondition.eager(),
+)
+def signal_mismatches(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                      governance: GovernanceConfig) -> dg.MaterializeResult:
+    """Consent rows whose IAB TCF string disagrees with their recorded status (consent_signal_mismatch findings)."""
+    policy = governance.policy()
+    with warehouse(duckdb, governance) as con:
+        n = consent.build_signal_mismatches(con, policy.consent["tcf_purpose_map"])
+        by_finding = dict(con.execute("select finding, count(*) from consent.signal_mismatches group by all").fetchall())
+        meta = table_metadata(con, "consent.signal_mismatches", **{f"finding/{k}": int(v) for k, v in by_finding.items()})
+    if n:
+        context.log.warning(f"{n} consent rows disagree with their TC string")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset_check(asset=signal_mismatches, blocking=False, pool=POOL,
+                description="No consent row disagrees with the TC string it carries (WARN: findings for the DPO).")
+def consent_signals_agree(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:
+    with warehouse(duckdb, governance) as con:
+        n = con.execute("select count(*) from consent.signal_mismatches").fetchone()[0]
+    return dg.AssetCheckResult(passed=n == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"mismatches": int(n)})
+
+
 @dg.asset_check(asset=consent_state, blocking=True, pool=POOL,
                 description="consent.consent_state conforms to its model and its intervals never overlap.")
 def consent_state_schema(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:

@@ -9,11 +9,14 @@ from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_meta
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import quality, reports
 
-REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis", "top_subjects", "violation_trend")
+REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis", "consent_activity", "top_subjects",
+                 "violation_trend")
 _DESCRIPTIONS = {
     "access_audit_summary": "Per day: access and audit volumes, failed-versus-successful logins and violations by severity.",
     "compliance_kpis": "Violations by rule, severity and day, with evidence and subject counts.",
-    "consent_kpis": "Current opt-in rate per purpose and jurisdiction, with withdrawals and expiries.",
+    "consent_kpis": "Current opt-in rate per purpose, jurisdiction and source, with withdrawals, expiries and "
+                    "consents expiring soon.",
+    "consent_activity": "Per day: grants, denials, withdrawals, expiries reached and consent signal mismatches.",
     "top_subjects": "The 20 pseudonymous subjects (users, IPs, staff) with the most violations.",
     "violation_trend": "Violations per rule in the latest period (7 days) against the period before.",
 }
@@ -24,7 +27,7 @@ _DESCRIPTIONS = {
         dg.AssetSpec(["reports", name], group_name="reports", owners=OWNERS, kinds={"duckdb"},
                      tags=tags("reports", False), description=_DESCRIPTIONS[name],
                      deps=[["governance", "violations"], ["masked", "access_events"], ["masked", "audit_events"],
-                           ["consent", "consent_state"]],
+                           ["consent", "consent_state"], ["consent", "signal_mismatches"]],
                      automation_condition=dg.AutomationCondition.eager())
         for name in REPORT_TABLES
     ],
@@ -33,7 +36,7 @@ _DESCRIPTIONS = {
 def report_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
     """The KPI tables behind the compliance report."""
     with warehouse(duckdb, governance) as con:
-        reports.build_tables(con)
+        reports.build_tables(con, governance.policy().consent["expiring_within_days"])
         for name in REPORT_TABLES:
             yield dg.MaterializeResult(asset_key=["reports", name], metadata=table_metadata(con, f"reports.{name}"))
 
@@ -103,5 +106,6 @@ def _report_schema(name: str):
 access_audit_summary_schema = _report_schema("access_audit_summary")
 compliance_kpis_schema = _report_schema("compliance_kpis")
 consent_kpis_schema = _report_schema("consent_kpis")
+consent_activity_schema = _report_schema("consent_activity")
 top_subjects_schema = _report_schema("top_subjects")
 violation_trend_schema = _report_schema("violation_trend")
