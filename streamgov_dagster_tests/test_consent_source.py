@@ -33,8 +33,9 @@ def _fill(engine: sa.Engine, schema: str | None = None) -> None:
 
 def _check_loaded(con, url: str) -> None:
     stats = consent.load_raw(con, url)
-    assert stats == {"source_status": "ok", "rows_read": 5, "rows_loaded": 3, "rows_quarantined": 2}
-    reasons = con.execute("select reason from raw.quarantine_lines where source = 'consent' order by line_no").fetchall()
+    assert stats == {"source_status": "ok", "mode": "full", "rows_fetched": 5, "rows_read": 5, "rows_loaded": 3,
+                     "rows_quarantined": 2}
+    reasons = con.execute("select reason from raw.quarantine_lines where source = 'consent' order by reason").fetchall()
     assert reasons == [("invalid_purpose",), ("invalid_recorded_at",)]
     consent.build_state(con)
     states = con.execute("select purpose, state, valid_to is null from consent.consent_state order by purpose, valid_from").fetchall()
@@ -77,3 +78,29 @@ def test_postgresql_source(con) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"drop schema {schema} cascade"))
         engine.dispose()
+
+
+def _insert(url: str, rows: list[tuple]) -> None:
+    with sa.create_engine(url).begin() as conn:
+        for r in rows:
+            conn.execute(sa.text("insert into consent_events values (:e, :u, :p, :s, :r, :x, 'web', 'v1', 'EU', null)"),
+                         dict(zip("eupsrx", r)))
+
+
+def test_incremental_reads_merge_late_corrections_and_fall_back_to_full(tmp_path, con) -> None:
+    url = f"sqlite:///{tmp_path / 'consent.db'}"
+    _fill(sa.create_engine(url))
+    assert consent.load_raw(con, url, lookback_days=7)["mode"] == "full"  # nothing held yet
+    # a new row and a late correction recorded 3 days before the newest row: inside the lookback
+    _insert(url, [("c6", "u5", "analytics", "granted", "2026-10-12T00:00:00Z", None),
+                  ("c7", "u1", "analytics", "granted", "2026-10-07T00:00:00Z", None)])
+    stats = consent.load_raw(con, url, lookback_days=7)
+    # fetched: c2 (the watermark), c6, c7, and c5 whose unparseable "yesterday" sorts after any date as text
+    assert stats["mode"] == "incremental" and stats["rows_fetched"] == 4
+    assert stats["rows_read"] == 7 and stats["rows_loaded"] == 5
+    # a late row recorded long before the watermark is outside the lookback: the counts disagree, full reload
+    _insert(url, [("c0", "u9", "advertising", "granted", "2025-01-01T00:00:00Z", None)])
+    stats = consent.load_raw(con, url, lookback_days=7)
+    assert stats["mode"].startswith("full") and stats["rows_loaded"] == 6
+    ids = {r[0] for r in con.execute("select event_id from raw.consent_events").fetchall()}
+    assert ids == {"c0", "c1", "c2", "c3", "c6", "c7"}

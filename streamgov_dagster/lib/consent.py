@@ -7,6 +7,7 @@ anyone (fail closed), reported through the returned status, never "everyone cons
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -30,34 +31,56 @@ def _sqlite_file(url: str) -> Path | None:
     return None
 
 
-def stage_source(con: duckdb.DuckDBPyConnection, url: str, chunk_rows: int = 200_000) -> str:
-    """Copy consent_events into temp table _consent_src (all text). Returns the source status:
-    ok | empty | missing | unreadable."""
+def stage_source(con: duckdb.DuckDBPyConnection, url: str, since: str | None = None,
+                 chunk_rows: int = 200_000) -> tuple[str, int]:
+    """Copy consent_events (all of it, or the rows recorded at or after `since`) into temp table
+    _consent_src, all text. Returns the source status (ok | empty | missing | unreadable) and the
+    number of rows the source holds."""
     cols = ", ".join(f"{c} varchar" for c in CONSENT_COLUMNS)
     con.execute(f"create or replace temp table _consent_src ({cols})")
     sqlite_path = _sqlite_file(url)
     if sqlite_path is not None and not sqlite_path.exists():
-        return "missing"  # SQLAlchemy would silently create an empty database file
+        return "missing", 0  # SQLAlchemy would silently create an empty database file
     try:
         engine = sa.create_engine(url)
-        select = sa.text("select " + ", ".join(CONSENT_COLUMNS) + " from consent_events order by event_id")
+        where = " where recorded_at >= :since" if since else ""
+        select = sa.text("select " + ", ".join(CONSENT_COLUMNS) + f" from consent_events{where} order by event_id")
         with engine.connect() as conn:
+            total = int(conn.execute(sa.text("select count(*) from consent_events")).scalar() or 0)
             casts = ", ".join(f"cast({c} as varchar)" for c in CONSENT_COLUMNS)
-            for chunk in pd.read_sql(select, conn, chunksize=chunk_rows):
+            for chunk in pd.read_sql(select, conn, chunksize=chunk_rows, params={"since": since} if since else None):
                 con.register("_consent_chunk", chunk)
                 con.execute(f"insert into _consent_src select {casts} from _consent_chunk")
                 con.unregister("_consent_chunk")
         engine.dispose()
     except (sa.exc.SQLAlchemyError, OSError):
         con.execute("delete from _consent_src")
-        return "unreadable"
-    n = con.execute("select count(*) from _consent_src").fetchone()[0]
-    return "ok" if n else "empty"
+        return "unreadable", 0
+    return ("ok" if total else "empty"), total
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, url: str) -> dict:
-    """Validate the staged consent rows into raw.consent_events; bad rows go to raw.quarantine_lines."""
-    status = stage_source(con, url)
+def _watermark(con: duckdb.DuckDBPyConnection) -> str | None:
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                         "and table_name = 'consent_events'").fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute("select max(recorded_at) from raw.consent_events").fetchone()
+    return row[0] if row and row[0] else None
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, url: str, lookback_days: int | None = None) -> dict:
+    """Bring raw.consent_events up to date with the consent source; bad rows go to the quarantine.
+
+    With `lookback_days`, a run after the first reads only the rows recorded since the newest one it
+    holds minus the lookback (late corrections within it are merged by event_id); when the copy and the
+    source then disagree on the number of rows (a late row older than the lookback, a deletion), it
+    reloads everything. Without it, every run reloads everything.
+    """
+    watermark = _watermark(con) if lookback_days is not None else None
+    since = (watermark - timedelta(days=lookback_days)).strftime("%Y-%m-%dT%H:%M:%S") if watermark else None
+    status, total = stage_source(con, url, since)
+    if status != "ok":
+        since = None  # fail closed: an unreadable or empty source leaves no consent at all
     con.execute(
         "create table if not exists raw.consent_events (event_id varchar, user_id varchar, purpose varchar, "
         "status varchar, recorded_at timestamp, expires_at timestamp, source varchar, notice_version varchar, "
@@ -67,7 +90,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str) -> dict:
     con.execute(
         """
         create or replace temp table _consent_checked as
-        select *, row_number() over (order by event_id) as row_no,
+        select *,
                case when coalesce(trim(event_id), '') = '' then 'missing_event_id'
                     when coalesce(trim(user_id), '') = '' then 'missing_user_id'
                     when purpose is null or purpose not in ('personalization', 'analytics', 'advertising', 'marketing_email') then 'invalid_purpose'
@@ -79,9 +102,16 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str) -> dict:
         """,
         [ISO_UTC, ISO_UTC],
     )
+    quarantined_id = "json_extract_string(raw_line, '$.event_id')"
     con.execute("begin transaction")
     try:
-        con.execute("delete from raw.consent_events")
+        if since:
+            con.execute("delete from raw.consent_events where event_id in (select trim(event_id) from _consent_checked)")
+            con.execute(f"delete from raw.quarantine_lines where source = 'consent' and {quarantined_id} in "
+                        "(select event_id from _consent_checked)")
+        else:
+            con.execute("delete from raw.consent_events")
+            con.execute("delete from raw.quarantine_lines where source = 'consent'")
         con.execute(
             """
             insert into raw.consent_events
@@ -92,26 +122,31 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str) -> dict:
             from _consent_checked where reason is null
             """
         )
-        con.execute("delete from raw.quarantine_lines where source = 'consent'")
+        # The quarantine names a consent row by its event_id (a database row has no line number).
         con.execute(
-            "insert into raw.quarantine_lines select 'consent', 'consent_events', row_no, reason, null, "
+            "insert into raw.quarantine_lines select 'consent', 'consent_events', null, reason, null, "
             "to_json(struct_pack(event_id, purpose, status, recorded_at, expires_at))::varchar "
             "from _consent_checked where reason is not null"
         )
+        loaded, quarantined = con.execute(
+            "select (select count(*) from raw.consent_events), "
+            "(select count(*) from raw.quarantine_lines where source = 'consent')").fetchone()
+        if since and loaded + quarantined != total:
+            con.execute("rollback")
+            con.execute("drop table if exists _consent_checked; drop table if exists _consent_src")
+            return {**load_raw(con, url, None), "mode": "full (the incremental copy disagreed with the source)"}
         con.execute("delete from raw.ingest_ledger where source = 'consent'")
-        con.execute(
-            "insert into raw.ingest_ledger select 'consent', 'consent_events', count(*), count(*) filter (where reason is null), "
-            "count(*) filter (where reason is not null), 0, 0, ? from _consent_checked",
-            [None if status in ("ok", "empty") else f"unreadable_source:{status}"],
-        )
+        con.execute("insert into raw.ingest_ledger values ('consent', 'consent_events', ?, ?, ?, 0, 0, ?)",
+                    [loaded + quarantined, loaded, quarantined,
+                     None if status in ("ok", "empty") else f"unreadable_source:{status}"])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    counts = con.execute("select count(*), count(*) filter (where reason is null) from _consent_checked").fetchone()
+    fetched = con.execute("select count(*) from _consent_checked").fetchone()[0]
     con.execute("drop table if exists _consent_checked; drop table if exists _consent_src")
-    return {"source_status": status, "rows_read": counts[0], "rows_loaded": counts[1],
-            "rows_quarantined": counts[0] - counts[1]}
+    return {"source_status": status, "mode": "incremental" if since else "full", "rows_fetched": int(fetched),
+            "rows_read": int(loaded + quarantined), "rows_loaded": int(loaded), "rows_quarantined": int(quarantined)}
 
 
 def build_state(con: duckdb.DuckDBPyConnection) -> int:

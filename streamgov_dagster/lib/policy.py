@@ -237,6 +237,7 @@ def _validate_consent(path: Path, data: dict[str, Any]) -> dict[str, Any]:
                                                        for i in ids):
             raise PolicyError(path, f"tcf_purpose_map.{purpose}", "must be a non-empty list of TCF purpose ids (1-24)")
     _expect(path, "expiring_within_days", data.get("expiring_within_days"), int)
+    _expect(path, "incremental_lookback_days", data.get("incremental_lookback_days"), int)
     return dict(data)
 
 

@@ -99,7 +99,8 @@ def raw_consent_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                        governance: GovernanceConfig) -> dg.MaterializeResult:
     """Consent events (schema D) copied from the consent database of record and validated."""
     with warehouse(duckdb, governance) as con:
-        stats = consent.load_raw(con, governance.consent_url)
+        stats = consent.load_raw(con, governance.consent_url,
+                                 governance.policy().consent["incremental_lookback_days"])
         meta = table_metadata(con, "raw.consent_events", **{f"run/{k}": v for k, v in stats.items()})
     ok = stats["source_status"] == "ok"
     if not ok:
