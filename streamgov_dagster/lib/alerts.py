@@ -35,6 +35,11 @@ def send(path: Path, payloads: list[dict], webhook_url: str | None = None, timeo
     new = [p for p in payloads if p["alert_id"] not in done]
     if not new:
         return 0
+    from .leakguard import scan_text
+
+    hits = scan_text(json.dumps(new, default=str), set())
+    if hits:  # counts only: the payload itself must not reach a log either
+        raise ValueError(f"alert payloads hold personal-data patterns ({hits}); nothing was sent")
     if webhook_url:
         for payload in new:
             req = urllib.request.Request(webhook_url, data=json.dumps(payload, default=str).encode("utf-8"),

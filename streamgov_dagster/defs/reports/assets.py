@@ -1,5 +1,6 @@
 """Reports layer: reports.* tables and the report files a DPO and auditors read."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -7,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import quality, reports
+from streamgov_dagster.lib import leakguard, quality, reports
 
 REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis", "consent_activity", "top_subjects",
                  "violation_trend")
@@ -41,10 +42,47 @@ def report_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource, gov
             yield dg.MaterializeResult(asset_key=["reports", name], metadata=table_metadata(con, f"reports.{name}"))
 
 
+PUBLISHED = ([["reports", n] for n in REPORT_TABLES]
+             + [["reports", "detection_quality"], ["consent", "consent_log"], ["consent", "signal_mismatches"],
+                ["governance", "ingestion_summary"], ["governance", "violations"], ["masked", "access_events"],
+                ["masked", "audit_events"]] + [["masked", f"{p}_events"] for p in ("personalization", "analytics",
+                                                                                   "advertising")])
+
+
+@dg.asset(
+    key=["governance", "pii_leak_scan"], deps=PUBLISHED, group_name="reports", owners=OWNERS, kinds={"duckdb"},
+    tags=tags("governance", False), pool=POOL,
+    check_specs=[dg.AssetCheckSpec("pii_leak_scan_clean", asset=["governance", "pii_leak_scan"], blocking=True,
+                                   description="No published table holds a raw identifier or a personal-data pattern; "
+                                               "a hit stops the run before the report files are written.")],
+)
+def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                  governance: GovernanceConfig) -> dg.MaterializeResult:
+    """Where personal data was found outside the raw zone: hits per table, column and kind (counts only)."""
+    policy = governance.policy()
+    with warehouse(duckdb, governance) as con:
+        network_names = {spec["as"] for d in policy.masking.values() for spec in d.values() if spec["method"] == "truncate_ip"}
+        networks = {f"{t}.{c}" for t, c in con.execute(
+            "select table_schema || '.' || table_name, column_name from information_schema.columns "
+            "where table_schema = 'masked'").fetchall() if c in network_names}
+        hits = leakguard.scan_tables(con, networks)
+        con.execute("create or replace table governance.pii_leak_scan (location varchar, kind varchar, hits bigint, "
+                    "scanned_at timestamp)")
+        if hits:
+            con.executemany("insert into governance.pii_leak_scan values (?, ?, ?, now()::timestamp)",
+                            [[k.rsplit(":", 1)[0], k.rsplit(":", 1)[1], v] for k, v in hits.items()])
+        scanned = con.execute("select count(*) from information_schema.columns where table_schema in "
+                              "('masked', 'governance', 'consent', 'reports') and data_type like 'VARCHAR%'").fetchone()[0]
+    return dg.MaterializeResult(
+        metadata={"columns_scanned": int(scanned), "hits": sum(hits.values()), **{f"hits/{k}": v for k, v in hits.items()}},
+        check_results=[dg.AssetCheckResult(check_name="pii_leak_scan_clean", passed=not hits,
+                                           metadata={"hits": sum(hits.values()), "locations": len(hits)})],
+    )
+
+
 @dg.asset(
     key=["reports", "compliance_report"],
-    deps=[["reports", n] for n in REPORT_TABLES]
-    + [["reports", "detection_quality"], ["consent", "consent_log"], ["governance", "ingestion_summary"]],
+    deps=PUBLISHED + [["governance", "pii_leak_scan"]],
     group_name="reports", owners=OWNERS, kinds={"html", "markdown", "csv"}, tags=tags("reports", False), pool=POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
@@ -53,9 +91,23 @@ def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     """The compliance report files: HTML and Markdown report, access audit summary and consent management log CSVs."""
     ctx = reports.ReportContext(key_id=governance.key_id, demo_key=governance.demo_key,
                                 policy_source=governance.policy().source_dir, generated_at=reports.now_utc())
+    target = Path(governance.reports_dir)
+    staging = target / f".staging-{context.run.run_id}"
     with warehouse(duckdb, governance) as con:
-        paths = reports.write_files(con, Path(governance.reports_dir), ctx)
+        staged = reports.write_files(con, staging, ctx)
         figures = reports.kpis(con)
+        raw_ids = leakguard.raw_identifier_set(con)
+    # The files are scanned before they are published: a hit keeps them out of the reports folder.
+    hits = leakguard.scan_files(list(staged.values()), raw_ids)
+    if hits:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise dg.Failure(description="personal data found in report files; nothing was published",
+                         metadata={"hits": sum(hits.values()), **{f"hits/{k}": v for k, v in hits.items()}})
+    paths = {}
+    for key, path in staged.items():
+        paths[key] = target / path.name
+        path.replace(paths[key])
+    staging.rmdir()
     return dg.MaterializeResult(metadata={
         **{f"file/{k}": dg.MetadataValue.path(str(p.resolve())) for k, p in paths.items()},
         **{f"kpi/{k}": v for k, v in figures.items() if v is not None},

@@ -1,0 +1,82 @@
+"""The PII leak guard, end to end: canary personal data in a released column stops the run before any
+report is written, and no canary value reaches the Dagster instance (event log, metadata, checks)."""
+
+import json
+
+import dagster as dg
+from dagster._serdes import serialize_value
+
+from streamgov_dagster.lib.leakguard import luhn, scan_text
+from streamgov_dagster_tests.conftest import run_pipeline
+from streamgov_dagster_tests.landing import access, audit, write_landing
+
+CANARY_EMAIL = "canary.person@example.org"
+CANARY_PHONE = "+4915112345678"
+CANARY_CARD = "4111111111111111"
+CANARY_USER = "canary-user-7781"
+
+
+def test_patterns() -> None:
+    assert luhn(CANARY_CARD) and not luhn("4111111111111112")
+    assert scan_text(f"x {CANARY_EMAIL} y", set()) == {"email": 1}
+    assert scan_text("203.0.113.0/24 and 2001:db8:42::/48 are networks", set()) == {}
+    assert scan_text("from 203.0.113.77", set()) == {"ipv4": 1}
+    assert scan_text("62121bb583834890b92337dbb69972918eeaeb399ed6280b35f523ef2c908f80", set()) == {}
+    assert scan_text(f"id {CANARY_USER}.", {CANARY_USER}) == {"raw_identifier": 1}
+
+
+def test_canary_stops_the_run_before_reports_and_never_reaches_dagster(env) -> None:
+    # content_id and ticket_id are released as they are (masking policy: keep): canaries planted there
+    ev = [access("e1", "2026-10-29T10:00:00Z", user_id=CANARY_USER, content_id=CANARY_EMAIL)]
+    au = [audit("a1", "2026-10-29T10:00:00Z", ticket_id=f"call {CANARY_PHONE} card {CANARY_CARD}")]
+    write_landing(env["landing"], access_events=ev, audit_events=au)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_pipeline("2026-10-29", "2026-10-29", instance=instance)
+    assert not result.success
+    evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert not evaluations["pii_leak_scan_clean"].passed
+    assert not (env["reports"] / "compliance_report.html").exists()
+    # the instance holds counts and locations, never the values
+    stored = json.dumps([serialize_value(entry) for entry in instance.all_logs(result.run_id)])
+    assert len(stored) > 10_000  # the whole run's event log, with metadata and check results
+    for canary in (CANARY_EMAIL, CANARY_PHONE, CANARY_CARD, CANARY_USER):
+        assert canary not in stored, canary
+    meta = {k: v.value for k, v in evaluations["pii_leak_scan_clean"].metadata.items()}
+    assert meta["hits"] >= 3
+
+
+def test_key_rotation_changes_every_pseudonym_in_one_run(env, monkeypatch) -> None:
+    import duckdb
+
+    from streamgov_dagster.lib.pseudonym import pseudonym
+
+    ev = [access(f"f{i}", f"2026-10-29T10:0{i}:00Z", user_id="u-rot", action="login", status=401) for i in range(5)]
+    ev += [access("p1", "2026-10-29T11:00:00Z", user_id="u-rot", purpose="analytics", session_id="s-rot")]
+    write_landing(env["landing"], access_events=ev, consent=[("c1", "u-rot", "analytics", "granted", "2026-10-01T00:00:00Z", None)])
+
+    def snapshot() -> dict[str, set]:
+        con = duckdb.connect(str(env["warehouse"]), read_only=True)
+        try:
+            return {
+                "masked": {r for r in con.execute("select user_pseudonym, session_pseudonym, pseudonym_key_id "
+                                                  "from masked.access_events").fetchall()},
+                "violations": {r[0] for r in con.execute("select subject from governance.violations").fetchall()},
+                "consent": {r[0] for r in con.execute("select user_pseudonym from consent.consent_state").fetchall()},
+            }
+        finally:
+            con.close()
+
+    assert run_pipeline("2026-10-29", "2026-10-29").success
+    first = snapshot()
+    monkeypatch.setenv("STREAMGOV_PSEUDONYM_KEY", "rotated-key-2027")
+    monkeypatch.setenv("STREAMGOV_PSEUDONYM_KEY_ID", "k-2027")
+    assert run_pipeline("2026-10-29", "2026-10-29").success
+    second = snapshot()
+    new_user = pseudonym("rotated-key-2027", "u-rot")
+    assert {r[0] for r in second["masked"]} == {new_user}
+    assert {r[2] for r in second["masked"]} == {"k-2027"}
+    assert second["violations"] == {new_user} and second["consent"] == {new_user}
+    old = {v for row in first["masked"] for v in row[:2] if v} | first["violations"] | first["consent"]
+    new = {v for row in second["masked"] for v in row[:2] if v} | second["violations"] | second["consent"]
+    assert old and not (old & new)
