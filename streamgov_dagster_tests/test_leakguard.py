@@ -80,3 +80,27 @@ def test_key_rotation_changes_every_pseudonym_in_one_run(env, monkeypatch) -> No
     old = {v for row in first["masked"] for v in row[:2] if v} | first["violations"] | first["consent"]
     new = {v for row in second["masked"] for v in row[:2] if v} | second["violations"] | second["consent"]
     assert old and not (old & new)
+
+
+def test_masking_policy_methods_and_lineage(tmp_path, con) -> None:
+    from datetime import date
+
+    from streamgov_dagster.lib import ingest, masking
+    from streamgov_dagster.lib.policy import PACKAGED_DIR, load_policy
+
+    policy_dir = tmp_path / "policy"
+    policy_dir.mkdir()
+    text = (PACKAGED_DIR / "masking.yaml").read_text()
+    text = text.replace("    ts: keep\n    event_date: keep\n    user_id:", "    ts: {method: generalize, to: hour, as: ts_hour}\n"
+                        "    event_date: keep\n    user_id:", 1)
+    text = text.replace("    content_id: keep", "    content_id: redact", 1)
+    (policy_dir / "masking.yaml").write_text(text)
+    policy = load_policy(policy_dir)
+    root = write_landing(tmp_path / "l", access_events=[access("e1", "2026-10-29T10:42:17Z", content_id="movie-9")])
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ("*.jsonl",)),
+                date(2026, 10, 29), date(2026, 10, 29), (date(2000, 1, 1), date(2030, 1, 1)))
+    masking.build(con, policy, "access_events", date(2026, 10, 29), date(2026, 10, 29), "k1")
+    row = con.execute("select ts_hour::varchar, content_id from masked.access_events").fetchone()
+    assert row == ("2026-10-29 10:00:00", "[redacted]")
+    lineage = {c.name: c.source for c in masking.plan(policy, "access_events")}
+    assert lineage["ts_hour"] == "ts" and lineage["user_pseudonym"] == "user_id" and "email" not in lineage

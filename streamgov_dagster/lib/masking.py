@@ -35,10 +35,11 @@ class MaskedColumn:
     name: str
     method: str
     source: str | None  # raw column it derives from (None for added columns)
+    to: str | None = None  # generalize: user_agent_family | hour | day
 
 
 def plan(policy: Policy, dataset: str) -> list[MaskedColumn]:
-    cols = [MaskedColumn(spec["as"], spec["method"], src)
+    cols = [MaskedColumn(spec["as"], spec["method"], src, spec.get("to"))
             for src, spec in policy.masking[dataset].items() if spec["method"] != "drop"]
     return cols + [MaskedColumn("pseudonym_key_id", "constant", None)]
 
@@ -72,6 +73,10 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
             )
             joins.append(f"left join _map{i} on _map{i}.v = r.{col.source}")
             select.append(f"_map{i}.m as {col.name}")
+        elif col.method == "generalize" and col.to in ("hour", "day"):
+            select.append(f"date_trunc('{col.to}', r.{col.source}) as {col.name}")
+        elif col.method == "redact":
+            select.append(f"case when r.{col.source} is not null then '[redacted]' end as {col.name}")
         elif col.method == "generalize":
             # a handful of regular expressions per distinct agent string, not per event
             con.execute(

@@ -20,7 +20,8 @@ AUDIT_ACTIONS = (
     "update_consent", "delete_user", "grant_role", "disable_audit_logging",
 )
 ACCESS_PURPOSES = ("service", "personalization", "analytics", "advertising")
-MASKING_METHODS = ("keep", "pseudonymize", "truncate_ip", "generalize", "drop")
+MASKING_METHODS = ("keep", "pseudonymize", "truncate_ip", "generalize", "redact", "drop")
+GENERALIZE_TO = ("user_agent_family", "hour", "day")
 
 RULE_IDS = (
     "failed_login_burst", "blocked_country", "token_reuse", "impossible_travel", "consent_violation",
@@ -182,9 +183,11 @@ def _validate_masking(path: Path, data: dict[str, Any]) -> dict[str, dict[str, d
             spec = {"method": spec} if isinstance(spec, str) else spec
             if not isinstance(spec, dict) or spec.get("method") not in MASKING_METHODS:
                 raise PolicyError(path, f"datasets.{name}.{column}", f"method must be one of {', '.join(MASKING_METHODS)}")
-            if spec["method"] not in ("keep", "drop") and not isinstance(spec.get("as"), str):
+            if spec["method"] not in ("keep", "drop", "redact") and not isinstance(spec.get("as"), str):
                 raise PolicyError(path, f"datasets.{name}.{column}.as", "the output column name is required")
-            out[name][column] = {"method": spec["method"], "as": spec.get("as", column)}
+            if spec["method"] == "generalize" and spec.get("to") not in GENERALIZE_TO:
+                raise PolicyError(path, f"datasets.{name}.{column}.to", f"must be one of {', '.join(GENERALIZE_TO)}")
+            out[name][column] = {"method": spec["method"], "as": spec.get("as", column), "to": spec.get("to")}
     return out
 
 
