@@ -124,6 +124,17 @@ def test_robustness_crlf_utf8_gzip_truncation_and_redelivery(tmp_path, con) -> N
     _ledger_balances(con)
 
 
+def test_weblog_query_string_is_split_from_the_path(tmp_path, con) -> None:
+    lines = [b'203.0.113.9 - - [29/Oct/2026:10:00:00 +0000] "GET /search?q=kibana HTTP/1.1" 200 10 "-" "UA"',
+             b'203.0.113.9 - - [29/Oct/2026:10:00:01 +0000] "GET /v/movie.mp4?token=abc HTTP/1.1" 206 10 "-" "UA"',
+             b'203.0.113.9 - - [29/Oct/2026:10:00:02 +0000] "GET /index.html?next=/login HTTP/1.1" 200 10 "-" "UA"']
+    root = _landing(tmp_path, "weblogs", {"q.log": b"\n".join(lines) + b"\n"})
+    _load(con, root, "weblogs")
+    rows = con.execute("select uri_path, uri_query, action from raw.access_events order by ts").fetchall()
+    assert rows == [("/search", "q=kibana", "search"), ("/v/movie.mp4", "token=abc", "play"),
+                    ("/index.html", "next=/login", "browse")]
+
+
 def test_cloudfront_fields_header_decides_column_order(tmp_path, con) -> None:
     header = b"#Version: 1.0\n#Fields: time date x-edge-request-id sc-status c-ip cs-uri-stem cs(User-Agent) sc-bytes\n"
     rows = b"10:00:00\t2026-10-29\treq-1\t200\t203.0.113.5\t/v/seg-1.ts\tMy%20Player%2F1.0\t5000\n"

@@ -127,7 +127,9 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         """,
         [WEBLOG_LINE],
     )
-    action, params = _path_action(policy, "url_decode(nullif(uri, ''))")
+    # the request target is path?query: the action is derived from the path alone
+    path = "url_decode(nullif(split_part(uri, '?', 1), ''))"
+    action, params = _path_action(policy, path)
     columns = {
         "file": "file", "line_no": "line_no", "line": "line",
         "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
@@ -145,7 +147,8 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
                              nullif(regexp_extract(rest, '^ "([^"]*)"', 1), '')), ',', 1)), '-') end""",
         "status_str": "status", "bytes_str": "nullif(bytes, '-')",
         "referrer": "nullif(nullif(referrer_q, ''), '-')", "user_agent": "nullif(nullif(agent_q, ''), '-')",
-        "http_method": "nullif(method, '')", "uri_path": "url_decode(nullif(uri, ''))", "host": "nullif(vhost, '')",
+        "http_method": "nullif(method, '')", "uri_path": path,
+        "uri_query": "case when contains(uri, '?') then url_decode(nullif(substr(uri, strpos(uri, '?') + 1), '')) end", "host": "nullif(vhost, '')",
         "action": action,
     }
     _insert_proj(con, columns, "_wl", params)
