@@ -117,16 +117,10 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
 def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     _create_proj(con, ACCESS_STRINGS)
     names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "referrer_q", "agent_q", "rest"]
-    con.execute(
-        f"""
-        create or replace temp table _wl as
-        select file, line_no, line, pre_reason, unnest(g),
-               unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol']))
-        from (select *, regexp_extract(coalesce(line, ''), ?, {names!r}) as g
-              from _lines where pre_reason is not null or trim(line) <> '')
-        """,
-        [WEBLOG_LINE],
-    )
+    parsed = f"""(select file, line_no, line, pre_reason, unnest(g),
+                         unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol']))
+                  from (select *, regexp_extract(coalesce(line, ''), ?, {names!r}) as g
+                        from _lines where pre_reason is not null or trim(line) <> ''))"""
     # the request target is path?query: the action is derived from the path alone
     path = "url_decode(nullif(split_part(uri, '?', 1), ''))"
     action, params = _path_action(policy, path)
@@ -135,7 +129,7 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
         # No id in the format: the line's content and its occurrence in the file identify it, so a file
         # delivered twice yields duplicates, not new events.
-        "event_id": "'wl-' || md5(line)",  # + '-<occurrence in the file>', added below
+        "event_id": "'wl-' || md5(line) || '-1'",  # the occurrence in the file: repeated lines renumbered below
         "ts_str": "time", "ts_fmt": "'clf'",
         # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it
         "client_ip": r"""case when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
@@ -151,8 +145,7 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         "uri_query": "case when contains(uri, '?') then url_decode(nullif(substr(uri, strpos(uri, '?') + 1), '')) end", "host": "nullif(vhost, '')",
         "action": action,
     }
-    _insert_proj(con, columns, "_wl", params)
-    con.execute("drop table if exists _wl")
+    _insert_proj(con, columns, parsed, params + [WEBLOG_LINE])
     # Identical lines within one file are distinct requests: number the occurrences (only repeated
     # lines need a window), so the same file delivered again repeats the same ids.
     con.execute(
@@ -162,8 +155,8 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         from _proj where (file, event_id) in (select (file, event_id) from _proj group by file, event_id having count(*) > 1)
         """
     )
-    con.execute("update _proj set event_id = event_id || '-' || coalesce((select occ from _occ where ofile = file "
-                "and oline = line_no), 1) where event_id is not null")
+    con.execute("update _proj set event_id = left(event_id, length(event_id) - 1) || o.occ from _occ o "
+                "where o.ofile = _proj.file and o.oline = _proj.line_no and o.occ > 1")
     con.execute("drop table if exists _occ")
 
 
