@@ -10,6 +10,9 @@ EXPECTED_ASSETS = {
     "masked/access_events": "masked", "masked/audit_events": "masked",
     "reports/access_audit_summary": "reports", "reports/compliance_kpis": "reports",
     "reports/consent_kpis": "reports", "reports/compliance_report": "reports",
+    "reports/retention_status": "reports", "reports/detection_quality": "reports",
+    "governance/pii_leak_scan": "reports", "consent/signal_mismatches": "consent",
+    "masked/personalization_events": "masked", "masked/analytics_events": "masked", "masked/advertising_events": "masked",
 }
 
 
@@ -43,4 +46,5 @@ def test_checks_sensors_schedules_and_job() -> None:
     sensors = {s.name for s in d.sensors}
     assert {"violation_alert_sensor", "run_failure_alert_sensor", "check_failure_alert_sensor",
             "streamgov_automation_sensor"} <= sensors
-    assert {s.name for s in d.schedules} == {"daily_governance_refresh"}
+    assert {s.name for s in d.schedules} == {"daily_governance_refresh", "daily_retention_purge"}
+    assert d.resolve_job_def("retention_purge_job") is not None

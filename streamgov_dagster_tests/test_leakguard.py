@@ -104,3 +104,23 @@ def test_masking_policy_methods_and_lineage(tmp_path, con) -> None:
     assert row == ("2026-10-29 10:00:00", "[redacted]")
     lineage = {c.name: c.source for c in masking.plan(policy, "access_events")}
     assert lineage["ts_hour"] == "ts" and lineage["user_pseudonym"] == "user_id" and "email" not in lineage
+
+
+def test_retention_report_and_purge(tmp_path, con) -> None:
+    from datetime import date
+
+    from streamgov_dagster.lib import ingest, retention
+    from streamgov_dagster.lib.policy import load_policy
+
+    root = write_landing(tmp_path / "l", access_events=[access("old", "2026-09-01T10:00:00Z"),
+                                                        access("new", "2026-11-20T10:00:00Z")])
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ("*.jsonl",)),
+                date(2026, 9, 1), date(2026, 11, 27), (date(2000, 1, 1), date(2030, 1, 1)))
+    policy = load_policy().retention
+    today = date(2026, 11, 27)
+    assert retention.build_report(con, policy, today) == len(policy)
+    row = con.execute("select oldest_day, rows, rows_past_retention from reports.retention_status "
+                      "where dataset = 'raw.access_events'").fetchone()
+    assert row == (date(2026, 9, 1), 2, 1)
+    assert retention.purge(con, policy, today)["raw.access_events"] == 1
+    assert [r[0] for r in con.execute("select event_id from raw.access_events").fetchall()] == ["new"]

@@ -63,6 +63,7 @@ class Policy:
     masking: dict[str, dict[str, dict[str, str]]]
     formats: dict[str, Any]
     consent: dict[str, Any]
+    retention: dict[str, dict[str, Any]]
     source_dir: str
 
     def severity(self, rule_id: str) -> str:
@@ -244,6 +245,23 @@ def _validate_consent(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
+def _validate_retention(path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    datasets = data.get("datasets")
+    if not isinstance(datasets, dict):
+        raise PolicyError(path, "datasets", "missing or not a mapping of schema.table -> {days, column}")
+    out = {}
+    for table, spec in datasets.items():
+        if not isinstance(table, str) or table.count(".") != 1 or not all(p.isidentifier() for p in table.split(".")):
+            raise PolicyError(path, f"datasets.{table}", "must be a schema.table name")
+        if not isinstance(spec, dict) or not isinstance(spec.get("column"), str) or not spec["column"].isidentifier():
+            raise PolicyError(path, f"datasets.{table}.column", "missing or not a column name")
+        _expect(path, f"datasets.{table}.days", spec.get("days"), int)
+        if spec["days"] < 1:
+            raise PolicyError(path, f"datasets.{table}.days", "must be >= 1")
+        out[table] = {"days": spec["days"], "column": spec["column"]}
+    return out
+
+
 def load_policy(policy_dir: str | Path | None = None) -> Policy:
     directory = Path(policy_dir) if policy_dir else None
     if directory is not None and not directory.is_dir():
@@ -251,6 +269,7 @@ def load_policy(policy_dir: str | Path | None = None) -> Policy:
     rules_path, roles_path = _file(directory, "rules.yaml"), _file(directory, "roles.yaml")
     alerting_path, masking_path = _file(directory, "alerting.yaml"), _file(directory, "masking.yaml")
     formats_path, consent_path = _file(directory, "formats.yaml"), _file(directory, "consent.yaml")
+    retention_path = _file(directory, "retention.yaml")
     rules = _validate_rules(rules_path, _read(rules_path))
     roles, pii = _validate_roles(roles_path, _read(roles_path))
     return Policy(
@@ -261,5 +280,6 @@ def load_policy(policy_dir: str | Path | None = None) -> Policy:
         masking=_validate_masking(masking_path, _read(masking_path)),
         formats=_validate_formats(formats_path, _read(formats_path)),
         consent=_validate_consent(consent_path, _read(consent_path)),
+        retention=_validate_retention(retention_path, _read(retention_path)),
         source_dir=str(directory) if directory else "packaged defaults",
     )

@@ -12,6 +12,7 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.jobs import governance_job
+from streamgov_dagster.defs.reports.retention import retention_purge_job
 from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
 from streamgov_dagster.lib.alerts import check_failure_payload, run_failure_payload, violation_payloads
 
@@ -50,7 +51,7 @@ def violation_alert_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBRe
 
 
 @dg.run_failure_sensor(name="run_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
-                       monitor_all_code_locations=False, monitored_jobs=[governance_job])
+                       monitor_all_code_locations=False, monitored_jobs=[governance_job, retention_purge_job])
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_sink: AlertSinkResource) -> None:
     """A failed governance run (including a failed blocking check) is an alert."""
     failed_steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
