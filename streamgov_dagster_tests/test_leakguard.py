@@ -124,3 +124,27 @@ def test_retention_report_and_purge(tmp_path, con) -> None:
     assert row == (date(2026, 9, 1), 2, 1)
     assert retention.purge(con, policy, today)["raw.access_events"] == 1
     assert [r[0] for r in con.execute("select event_id from raw.access_events").fetchall()] == ["new"]
+
+
+def test_small_cells_are_suppressed(env) -> None:
+    import duckdb
+
+    ev = [access(f"e{i}", "2026-10-29T10:00:00Z", user_id=f"u{i}", client_ip=f"203.0.113.{i}") for i in range(3)]
+    consent = [(f"c{i}", f"u{i}", "analytics", "granted", "2026-10-01T00:00:00Z", None) for i in range(7)]
+    write_landing(env["landing"], access_events=ev, consent=consent
+                  + [("d1", "u1", "advertising", "granted", "2026-10-01T00:00:00Z", None)])
+    result = run_pipeline("2026-10-29", "2026-10-29")
+    assert result.success
+    con = duckdb.connect(str(env["warehouse"]), read_only=True)
+    try:
+        kpis = {r[0]: r[1:] for r in con.execute(
+            "select purpose, users_with_decision, opt_in_rate, suppressed from reports.consent_kpis").fetchall()}
+        summary = con.execute("select authenticated_users, suppressed from reports.access_audit_summary").fetchall()
+    finally:
+        con.close()
+    assert kpis["analytics"] == (7, 1.0, False)          # 7 people: shown
+    assert kpis["advertising"] == (None, None, True)     # 1 person: suppressed
+    assert summary == [(None, True)]                     # 3 users that day: suppressed
+    check = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+             and e.event_specific_data.check_name == "small_cells_suppressed"][0]
+    assert check.passed

@@ -205,10 +205,12 @@ class ConsentKpis(pa.DataFrameModel):
     purpose: str = pa.Field(isin=list(CONSENT_PURPOSES))
     jurisdiction: str = pa.Field(nullable=False)
     source: str = pa.Field(nullable=False)
-    expiring_soon: int = pa.Field(ge=0)
-    users_with_decision: int = pa.Field(ge=1)
-    users_opted_in: int = pa.Field(ge=0)
-    opt_in_rate: float = pa.Field(ge=0, le=1)
+    # people-derived figures are null in suppressed (small) cells
+    expiring_soon: int = pa.Field(ge=0, nullable=True)
+    users_with_decision: int = pa.Field(ge=1, nullable=True)
+    users_opted_in: int = pa.Field(ge=0, nullable=True)
+    opt_in_rate: float = pa.Field(ge=0, le=1, nullable=True)
+    suppressed: bool = pa.Field(nullable=False)
 
     class Config:
         strict = False

@@ -64,6 +64,7 @@ class Policy:
     formats: dict[str, Any]
     consent: dict[str, Any]
     retention: dict[str, dict[str, Any]]
+    reports: dict[str, Any]
     source_dir: str
 
     def severity(self, rule_id: str) -> str:
@@ -262,6 +263,13 @@ def _validate_retention(path: Path, data: dict[str, Any]) -> dict[str, dict[str,
     return out
 
 
+def _validate_reports(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    _expect(path, "small_cell_k", data.get("small_cell_k"), int)
+    if data["small_cell_k"] < 1:
+        raise PolicyError(path, "small_cell_k", "must be >= 1")
+    return dict(data)
+
+
 def load_policy(policy_dir: str | Path | None = None) -> Policy:
     directory = Path(policy_dir) if policy_dir else None
     if directory is not None and not directory.is_dir():
@@ -269,7 +277,7 @@ def load_policy(policy_dir: str | Path | None = None) -> Policy:
     rules_path, roles_path = _file(directory, "rules.yaml"), _file(directory, "roles.yaml")
     alerting_path, masking_path = _file(directory, "alerting.yaml"), _file(directory, "masking.yaml")
     formats_path, consent_path = _file(directory, "formats.yaml"), _file(directory, "consent.yaml")
-    retention_path = _file(directory, "retention.yaml")
+    retention_path, reports_path = _file(directory, "retention.yaml"), _file(directory, "reports.yaml")
     rules = _validate_rules(rules_path, _read(rules_path))
     roles, pii = _validate_roles(roles_path, _read(roles_path))
     return Policy(
@@ -281,5 +289,6 @@ def load_policy(policy_dir: str | Path | None = None) -> Policy:
         formats=_validate_formats(formats_path, _read(formats_path)),
         consent=_validate_consent(consent_path, _read(consent_path)),
         retention=_validate_retention(retention_path, _read(retention_path)),
+        reports=_validate_reports(reports_path, _read(reports_path)),
         source_dir=str(directory) if directory else "packaged defaults",
     )

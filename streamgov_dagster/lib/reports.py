@@ -17,7 +17,38 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TREND_DAYS = 7
 
 
-def build_tables(con: duckdb.DuckDBPyConnection, expiring_within_days: int = 30) -> dict[str, int]:
+def suppress_small_cells(con: duckdb.DuckDBPyConnection, k: int) -> None:
+    """Null the people-derived figures of every cell that counts fewer than k distinct people."""
+    con.execute("alter table reports.access_audit_summary add column suppressed boolean")
+    con.execute(
+        "update reports.access_audit_summary set suppressed = (authenticated_users between 1 and ? - 1) "
+        "or (active_actors between 1 and ? - 1), "
+        "authenticated_users = case when authenticated_users between 1 and ? - 1 then null else authenticated_users end, "
+        "active_actors = case when active_actors between 1 and ? - 1 then null else active_actors end",
+        [k, k, k, k],
+    )
+    con.execute("alter table reports.consent_kpis add column suppressed boolean")
+    con.execute(
+        "update reports.consent_kpis set suppressed = users_with_decision < ?, "
+        "users_with_decision = case when users_with_decision < ? then null else users_with_decision end, "
+        "users_opted_in = case when users_with_decision < ? then null else users_opted_in end, "
+        "opt_in_rate = case when users_with_decision < ? then null else opt_in_rate end, "
+        "users_expired = case when users_with_decision < ? then null else users_expired end, "
+        "expiring_soon = case when users_with_decision < ? then null else expiring_soon end, "
+        "withdrawals = case when users_with_decision < ? then null else withdrawals end",
+        [k] * 7,
+    )
+
+
+def unsuppressed_small_cells(con: duckdb.DuckDBPyConnection, k: int) -> int:
+    """Cells still showing fewer than k people (the check's measure; must be 0)."""
+    return int(con.execute(
+        "select (select count(*) from reports.access_audit_summary where authenticated_users between 1 and ? - 1 "
+        "or active_actors between 1 and ? - 1) + (select count(*) from reports.consent_kpis "
+        "where users_with_decision between 1 and ? - 1)", [k, k, k]).fetchone()[0])
+
+
+def build_tables(con: duckdb.DuckDBPyConnection, expiring_within_days: int = 30, small_cell_k: int = 5) -> dict[str, int]:
     con.execute(
         """
         create or replace table reports.compliance_kpis as
@@ -100,6 +131,7 @@ def build_tables(con: duckdb.DuckDBPyConnection, expiring_within_days: int = 30)
         """,
         [expiring_within_days],
     )
+    suppress_small_cells(con, small_cell_k)
     con.execute(
         """
         create or replace table reports.consent_activity as

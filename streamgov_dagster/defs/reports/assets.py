@@ -37,7 +37,8 @@ _DESCRIPTIONS = {
 def report_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
     """The KPI tables behind the compliance report."""
     with warehouse(duckdb, governance) as con:
-        reports.build_tables(con, governance.policy().consent["expiring_within_days"])
+        policy = governance.policy()
+        reports.build_tables(con, policy.consent["expiring_within_days"], policy.reports["small_cell_k"])
         for name in REPORT_TABLES:
             yield dg.MaterializeResult(asset_key=["reports", name], metadata=table_metadata(con, f"reports.{name}"))
 
@@ -143,6 +144,18 @@ def detection_quality_exact(duckdb: DuckDBResource, governance: GovernanceConfig
     return dg.AssetCheckResult(passed=row[0] == 0 and row[1] == 0 and row[2] == 0, severity=dg.AssetCheckSeverity.WARN,
                                metadata={"rules_missing_incidents": int(row[0]), "false_positives": int(row[1]),
                                          "near_misses_fired": int(row[2])})
+
+
+@dg.asset_check(asset=["reports", "consent_kpis"], blocking=True, pool=POOL,
+                description="No aggregate cell of the reports shows fewer than k distinct people (policy small_cell_k).")
+def small_cells_suppressed(duckdb: DuckDBResource, governance: GovernanceConfig) -> dg.AssetCheckResult:
+    k = governance.policy().reports["small_cell_k"]
+    with warehouse(duckdb, governance) as con:
+        n = reports.unsuppressed_small_cells(con, k)
+        suppressed = con.execute("select (select count(*) from reports.consent_kpis where suppressed) + "
+                                 "(select count(*) from reports.access_audit_summary where suppressed)").fetchone()[0]
+    return dg.AssetCheckResult(passed=n == 0, metadata={"k": k, "unsuppressed_small_cells": n,
+                                                        "suppressed_cells": int(suppressed)})
 
 
 def _report_schema(name: str):
