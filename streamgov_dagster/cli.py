@@ -139,14 +139,23 @@ def _print_summary(settings: Settings) -> None:
         print(f"  {settings.reports_dir / name}")
 
 
-def cmd_query(args: argparse.Namespace) -> int:
+def _read_only_warehouse():
+    """A read-only connection to the configured warehouse, or None (with a message) when it is absent."""
     import duckdb
 
     settings = Settings.from_env()
     if not settings.duckdb_path.exists():
         print(f"error: warehouse {settings.duckdb_path} does not exist; run `streamgov run` first", file=sys.stderr)
+        return None
+    return duckdb.connect(str(settings.duckdb_path), read_only=True)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    con = _read_only_warehouse()
+    if con is None:
         return EXIT_INPUT
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     try:
         cur = con.execute(args.sql)
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -163,15 +172,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_verify_log(args: argparse.Namespace) -> int:
     """Recompute the consent log's hash chain over the configured warehouse."""
-    import duckdb
-
     from streamgov_dagster.lib.consentlog import verify
 
-    settings = Settings.from_env()
-    if not settings.duckdb_path.exists():
-        print(f"error: warehouse {settings.duckdb_path} does not exist", file=sys.stderr)
+    con = _read_only_warehouse()
+    if con is None:
         return EXIT_INPUT
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     try:
         report = verify(con)
     finally:
