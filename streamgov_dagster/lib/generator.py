@@ -45,7 +45,6 @@ Only the standard library is used.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import csv
 import gzip
@@ -236,6 +235,27 @@ _UA_ATTACK = (
 _LOCAL_HOUR_WEIGHT = (
     2, 1, 0.6, 0.4, 0.3, 0.3, 0.8, 2, 3, 3, 3, 3, 4, 4, 3, 3, 4, 5, 7, 9, 10, 9, 7, 4,
 )
+
+# TCF purposes behind each of our purposes: mirrors the packaged policies/consent.yaml, so a CMP row's
+# TC string agrees with its status (the product reports any disagreement as a signal mismatch).
+_TCF_PURPOSES = {"advertising": (2, 3, 4), "personalization": (5, 6), "analytics": (8, 9)}
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _tc_string(rng: random.Random, purpose: str, granted: bool, deciseconds: int) -> str:
+    """A valid IAB TCF v2 core string: the row's purposes consented exactly when the row is a grant,
+    the other purposes at random, no vendors."""
+    mine = set(_TCF_PURPOSES.get(purpose, ()))
+    others = {p for p in range(1, 11) if p not in mine and rng.random() < 0.5}
+    consented = (mine if granted else set()) | others
+    bits = (f"{2:06b}{deciseconds:036b}{deciseconds:036b}{10:012b}{1:012b}{1:06b}"
+            f"{4:06b}{13:06b}{100:012b}{4:06b}10{0:012b}"            # EN, vendor list 100, policy 4
+            + "".join("1" if p in consented else "0" for p in range(1, 25)) + "0" * 24
+            + f"0{3:06b}{4:06b}"                                      # publisher CC DE
+            + f"{0:016b}0{0:016b}0{0:012b}")                          # no vendors, no restrictions
+    bits += "0" * (-len(bits) % 6)
+    return "".join(_B64URL[int(bits[i:i + 6], 2)] for i in range(0, len(bits), 6))
+
 
 _CONSENT_SOURCES = ("web", "mobile", "tv", "cmp", "support")
 _CONSENT_SOURCE_W = (30, 30, 10, 25, 5)
@@ -735,8 +755,8 @@ class _Generator:
             source = rng.choices(_CONSENT_SOURCES, _CONSENT_SOURCE_W)[0]
         tc = None
         if source == "cmp" and user.juris in ("EU", "UK"):
-            raw = rng.getrandbits(240).to_bytes(30, "big")
-            tc = "CQ" + base64.urlsafe_b64encode(raw).decode("ascii") + ".YAAAAAAAAAA"
+            deciseconds = int(self.clock.base_dt.timestamp()) * 10 + rec // 100
+            tc = _tc_string(rng, purpose, status == "granted", deciseconds)
         notice = _NOTICE_VERSIONS[min(len(_NOTICE_VERSIONS) - 1,
                                       max(0, 3 + (rec - self.clock.w0) // (180 * DAY)))]
         return (eid, user.uid, purpose, status, rec, exp, source, notice, user.juris, tc)
