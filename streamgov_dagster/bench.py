@@ -11,7 +11,6 @@ Claims about speed in the docs come from this script, never from tests.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import platform
 import random

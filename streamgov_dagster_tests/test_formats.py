@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streamgov_dagster.lib import formats, ingest
+from streamgov_dagster.lib import formats
 from streamgov_dagster.lib.policy import load_policy
 from streamgov_dagster_tests.conftest import CONFORMANCE
 

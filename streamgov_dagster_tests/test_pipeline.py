@@ -4,7 +4,6 @@ import json
 
 import dagster as dg
 import duckdb
-import pytest
 
 from streamgov_dagster.defs.alerting.sensors import violation_alert_sensor
 from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
