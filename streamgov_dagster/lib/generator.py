@@ -242,6 +242,22 @@ _TCF_PURPOSES = {"advertising": (2, 3, 4), "personalization": (5, 6), "analytics
 _B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
+def _bad_line(base: dict, reason: str, cut: tuple[int, int], edits: dict) -> str:
+    """A planted bad line: `base` broken the way `reason` names. `edits` maps the other reasons to a
+    function giving the fields to overwrite (called only for its own reason, so the random stream
+    advances exactly as it would inline)."""
+    if reason == "invalid_json":
+        text = _json(base)
+        return text[: len(text) * cut[0] // cut[1]]
+    if reason == "json_array":
+        return _json(list(base.values()))  # type: ignore[arg-type]
+    if reason.startswith("missing_"):
+        base.pop(reason[len("missing_"):])
+        return _json(base)
+    base.update(edits[reason]())
+    return _json(base)
+
+
 def _tc_string(rng: random.Random, purpose: str, granted: bool, deciseconds: int) -> str:
     """A valid IAB TCF v2 core string: the row's purposes consented exactly when the row is a grant,
     the other purposes at random, no vendors."""
@@ -1794,28 +1810,12 @@ class _Generator:
             base = {"audit_id": self.ids.next("au", "aud_", 40), "ts": c.fmt(t),
                     "actor_id": a["actor_id"], "actor_role": a["role"], "action": "login",
                     "source_ip": a["ip"], "outcome": "success"}
-            if reason == "invalid_json":
-                s = _json(base)
-                line = s[: len(s) * 2 // 3]
-            elif reason == "json_array":
-                line = _json(list(base.values()))  # type: ignore[arg-type]
-            elif reason.startswith("missing_"):
-                base.pop(reason[len("missing_"):])
-                line = _json(base)
-            elif reason == "unknown_action":
-                base["action"] = "sudo_shell"
-                line = _json(base)
-            elif reason == "invalid_source_ip":
-                base["source_ip"] = "10.300.2.1"
-                line = _json(base)
-            elif reason == "ts_without_offset":
-                base["ts"] = c.fmt(t)[:-1]
-                line = _json(base)
-            else:
-                base["action"] = "query_pii"
-                base["records"] = -40
-                base["ticket_id"] = "PRIV-311"
-                line = _json(base)
+            line = _bad_line(base, reason, (2, 3), {
+                "unknown_action": lambda: {"action": "sudo_shell"},
+                "invalid_source_ip": lambda: {"source_ip": "10.300.2.1"},
+                "ts_without_offset": lambda: {"ts": c.fmt(t)[:-1]},
+                "negative_records": lambda: {"action": "query_pii", "records": -40, "ticket_id": "PRIV-311"},
+            })
             q = rng.randrange(len(per_day[d]) + 1)
             per_day[d].insert(q, (line + "\n", {"kind": "quarantine", "reason": reason}))
 
@@ -1870,28 +1870,14 @@ class _Generator:
                           "client_ip": self.ips.v4(country), "country": country,
                           "user_agent": rng.choice(_UA["web"]), "action": "browse", "status": 200,
                           "bytes": rng.randrange(2000, 90000)}
-            if reason == "invalid_json":
-                s = _json(base)
-                line = s[: len(s) * 3 // 5]
-            elif reason == "json_array":
-                line = _json(list(base.values()))  # type: ignore[arg-type]
-            elif reason.startswith("missing_"):
-                base.pop(reason[len("missing_"):])
-                line = _json(base)
-            else:
-                if reason == "unparseable_ts":
-                    base["ts"] = c.fmt(t).replace("T", " at ").replace("-", "/", 1)[:-1] + " o'clock"
-                elif reason == "ts_without_offset":
-                    base["ts"] = c.fmt(t)[:-1]
-                elif reason == "unknown_action":
-                    base["action"] = "rewind"
-                elif reason == "status_not_integer":
-                    base["status"] = "OK"
-                elif reason == "negative_bytes":
-                    base["bytes"] = -rng.randrange(1, 5000)
-                elif reason == "invalid_ip":
-                    base["client_ip"] = "300.12.7.1"
-                line = _json(base)
+            line = _bad_line(base, reason, (3, 5), {
+                "unparseable_ts": lambda: {"ts": c.fmt(t).replace("T", " at ").replace("-", "/", 1)[:-1] + " o'clock"},
+                "ts_without_offset": lambda: {"ts": c.fmt(t)[:-1]},
+                "unknown_action": lambda: {"action": "rewind"},
+                "status_not_integer": lambda: {"status": "OK"},
+                "negative_bytes": lambda: {"bytes": -rng.randrange(1, 5000)},
+                "invalid_ip": lambda: {"client_ip": "300.12.7.1"},
+            })
             out.append((t, line + "\n", reason))
         return out
 
