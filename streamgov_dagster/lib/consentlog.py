@@ -15,8 +15,6 @@ from dataclasses import dataclass
 import duckdb
 
 GENESIS = "0" * 64
-PAYLOAD_COLUMNS = ("changed_at", "user_pseudonym", "purpose", "change", "source", "jurisdiction", "notice_version",
-                   "pseudonym_key_id")
 # The canonical encoding of a payload: a JSON object with these keys in this order (DuckDB to_json).
 PAYLOAD_JSON = ("to_json(struct_pack(changed_at := strftime(changed_at, '%Y-%m-%dT%H:%M:%S.%fZ'), "
                 "user_pseudonym := user_pseudonym, purpose := purpose, change := change, source := source, "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from .warehouse import table_exists
+
 PUBLISHED_SCHEMAS = ("masked", "governance", "consent", "reports")
 RAW_ID_COLUMNS = {
     "raw.access_events": ("user_id", "session_id", "device_id", "email", "auth_token_id", "client_ip"),
@@ -40,22 +42,24 @@ def luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _text_columns(con: duckdb.DuckDBPyConnection, skip: set[str]) -> list[tuple[str, str, bool]]:
+def text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
+    """(table, column, is_list) of every text column in the published schemas."""
     rows = con.execute(
         "select table_schema || '.' || table_name, column_name, data_type from information_schema.columns "
-        "where table_schema in ('masked', 'governance', 'consent', 'reports') "
-        "and (data_type = 'VARCHAR' or data_type = 'VARCHAR[]') order by 1, 2").fetchall()
-    return [(t, c, dt.endswith("[]")) for t, c, dt in rows if f"{t}.{c}" not in skip]
+        "where list_contains(?, table_schema) "
+        "and (data_type = 'VARCHAR' or data_type = 'VARCHAR[]') order by 1, 2", [list(PUBLISHED_SCHEMAS)]).fetchall()
+    return [(t, c, dt.endswith("[]")) for t, c, dt in rows]
 
 
-def raw_identifiers(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp table _raw_ids(v): every distinct raw identifier of the raw zone."""
+def raw_identifiers(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] = RAW_ID_COLUMNS,
+                    min_length: int = 4) -> None:
+    """Temp table _raw_ids(v): every distinct value of the given raw columns (by default every raw
+    identifier of the raw zone) at least min_length characters long."""
     parts = []
-    for table, cols in RAW_ID_COLUMNS.items():
-        schema, name = table.split(".")
-        if con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                       [schema, name]).fetchone()[0]:
-            parts += [f"select distinct {c} as v from {table} where {c} is not null and length({c}) >= 4" for c in cols]
+    for table, cols in columns.items():
+        if table_exists(con, *table.split(".")):
+            parts += [f"select distinct {c} as v from {table} where {c} is not null and length({c}) >= {int(min_length)}"
+                      for c in cols]
     con.execute("create or replace temp table _raw_ids as " + (" union ".join(parts) if parts else "select null::varchar as v where false"))
 
 
@@ -63,7 +67,7 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str]) -> di
     """Hits per 'table.column:kind' over the published zones (empty dict = clean)."""
     raw_identifiers(con)
     hits: dict[str, int] = {}
-    for table, column, is_list in _text_columns(con, set()):
+    for table, column, is_list in text_columns(con):
         values = f"(select distinct unnest({column}) as v from {table})" if is_list else \
                  f"(select distinct {column} as v from {table})"
         con.execute(f"create or replace temp table _vals as select v from {values} where v is not null")

@@ -12,6 +12,7 @@ from datetime import date
 
 import duckdb
 
+from .leakguard import raw_identifiers
 from .policy import Policy
 
 UA_FAMILY = """case
@@ -116,9 +117,8 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     The raw identifiers are every value of the raw columns the masking policy does not keep
     (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events.
     """
-    parts = [f"select distinct {c} as v from {SOURCES[d]} where {c} is not null"
-             for d in policy.masking for c in identifier_columns(policy, d) if c != "user_agent"]
-    con.execute("create or replace temp table _raw_ids as " + " union ".join(parts))
+    raw_identifiers(con, {SOURCES[d]: tuple(c for c in identifier_columns(policy, d) if c != "user_agent")
+                          for d in policy.masking}, min_length=0)
     counts: dict[str, int] = {}
     for column in string_columns:
         n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]

@@ -13,7 +13,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TREND_DAYS = 7
 
 
@@ -256,7 +255,8 @@ def kpis(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
             "consent_signal_mismatches": row[8]}
 
 
-def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportContext) -> dict[str, Path]:
+def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportContext,
+                figures: dict[str, object]) -> dict[str, Path]:
     reports_dir.mkdir(parents=True, exist_ok=True)
     summary = con.execute("select * from reports.access_audit_summary order by day").df()
     consent_kpis = con.execute("select * exclude (as_of) from reports.consent_kpis order by purpose, jurisdiction").df()
@@ -280,7 +280,7 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
     activity = con.execute("select * from reports.consent_activity order by day").df()
     mismatches = con.execute("select finding, purpose, count(*) as n from consent.signal_mismatches "
                              "group by all order by n desc").df()
-    k = kpis(con)
+    k = figures
 
     paths = {
         "html": reports_dir / "compliance_report.html",

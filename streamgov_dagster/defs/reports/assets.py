@@ -72,8 +72,7 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
         if hits:
             con.executemany("insert into governance.pii_leak_scan values (?, ?, ?, now()::timestamp)",
                             [[k.rsplit(":", 1)[0], k.rsplit(":", 1)[1], v] for k, v in hits.items()])
-        scanned = con.execute("select count(*) from information_schema.columns where table_schema in "
-                              "('masked', 'governance', 'consent', 'reports') and data_type like 'VARCHAR%'").fetchone()[0]
+        scanned = len(leakguard.text_columns(con))
     return dg.MaterializeResult(
         metadata={"columns_scanned": int(scanned), "hits": sum(hits.values()), **{f"hits/{k}": v for k, v in hits.items()}},
         check_results=[dg.AssetCheckResult(check_name="pii_leak_scan_clean", passed=not hits,
@@ -95,8 +94,8 @@ def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     target = Path(governance.reports_dir)
     staging = target / f".staging-{context.run.run_id}"
     with warehouse(duckdb, governance) as con:
-        staged = reports.write_files(con, staging, ctx)
         figures = reports.kpis(con)
+        staged = reports.write_files(con, staging, ctx, figures)
         raw_ids = leakguard.raw_identifier_set(con)
     # The files are scanned before they are published: a hit keeps them out of the reports folder.
     hits = leakguard.scan_files(list(staged.values()), raw_ids)
