@@ -92,7 +92,7 @@ def _dispatch_alerts(settings: Settings, result, checks: list[dict]) -> int:
     ledger keeps every alert to one delivery when the daemon's sensors see the same run."""
     import duckdb
 
-    from streamgov_dagster.lib import alerts
+    from streamgov_dagster.lib import alerts, dsar
     from streamgov_dagster.lib.policy import load_policy
 
     policy = load_policy(settings.policy_dir)
@@ -101,6 +101,7 @@ def _dispatch_alerts(settings: Settings, result, checks: list[dict]) -> int:
         con = duckdb.connect(str(settings.duckdb_path), read_only=True)
         try:
             payloads += alerts.violation_payloads(con, policy.min_alert_severity)
+            payloads += dsar.deadline_payloads(con, policy.alerting["dsar_warning_days"])
         finally:
             con.close()
         if checks:
@@ -203,6 +204,48 @@ def cmd_decode_tc(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dsar_status(args: argparse.Namespace) -> int:
+    """The data-subject requests and their deadlines, as of the last run (no user id is shown)."""
+    con = _read_only_warehouse()
+    if con is None:
+        return EXIT_INPUT
+    try:
+        from streamgov_dagster.lib.warehouse import table_exists
+
+        if not table_exists(con, "reports", "dsar_status"):
+            print("no data-subject requests processed yet", file=sys.stderr)
+            return EXIT_OK
+        rows = con.execute("select request_id, type, received_at, deadline, answered_at, status, "
+                           "datediff('day', now()::timestamp, deadline) from reports.dsar_status "
+                           "order by deadline, request_id").fetchall()
+    finally:
+        con.close()
+    print(f"{'request_id':<24} {'type':<8} {'received_at':<20} {'deadline':<20} {'answered_at':<20} status")
+    for rid, kind, received, deadline, answered, status, days in rows:
+        extra = f" ({days} days left)" if answered is None and days >= 0 else ""
+        print(f"{rid:<24} {kind:<8} {received:%Y-%m-%d %H:%M:%S}  {deadline:%Y-%m-%d %H:%M:%S}  "
+              f"{answered.strftime('%Y-%m-%d %H:%M:%S') if answered else '-':<20} {status}{extra}")
+    return EXIT_OK
+
+
+def cmd_dsar_submit(args: argparse.Namespace) -> int:
+    """Record a data-subject request in the landing zone's intake (<landing>/dsar); the next run answers it."""
+    import json
+    import uuid
+    from datetime import datetime, timezone
+
+    settings = Settings.from_env()
+    received = args.received_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request_id = args.request_id or f"DSAR-{uuid.uuid4().hex[:12].upper()}"
+    folder = settings.landing_dir / "dsar"
+    folder.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"request_id": request_id, "user_id": args.user_id, "type": args.type, "received_at": received})
+    with (folder / f"submitted-{received[:10]}.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    print(f"{args.type} request {request_id} recorded in {folder}; `streamgov run` answers it")
+    return EXIT_OK
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from streamgov_dagster.lib.generator import generate
 
@@ -245,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     decode_tc = consent_sub.add_parser("decode-tc", help="decode an IAB TCF v2 TC string to JSON")
     decode_tc.add_argument("tc_string")
     decode_tc.set_defaults(func=cmd_decode_tc)
+    dsar_cmd = sub.add_parser("dsar", help="data-subject requests (access, erasure) and their deadlines")
+    dsar_sub = dsar_cmd.add_subparsers(dest="dsar_command", required=True)
+    dsar_status = dsar_sub.add_parser("status", help="every request with its deadline and status")
+    dsar_status.set_defaults(func=cmd_dsar_status)
+    submit = dsar_sub.add_parser("submit", help="record a request in the landing zone's intake")
+    submit.add_argument("--type", choices=("access", "erasure"), required=True)
+    submit.add_argument("--user-id", required=True)
+    submit.add_argument("--request-id", help="default: a new DSAR-<random> id")
+    submit.add_argument("--received-at", help="ISO-8601 with offset (default: now, UTC)")
+    submit.set_defaults(func=cmd_dsar_submit)
     gen = sub.add_parser("generate", help="write a synthetic streaming-service landing zone with planted incidents")
     gen.add_argument("--out", help="landing directory (default: STREAMGOV_LANDING_DIR)")
     gen.add_argument("--seed", type=int, default=7)

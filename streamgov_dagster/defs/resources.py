@@ -25,6 +25,7 @@ class GovernanceConfig(dg.ConfigurableResource):
     policy_dir: str | None = None
     pseudonym_key: str | None = None
     pseudonym_key_id: str | None = None
+    erasure_key: str | None = None
 
     @property
     def landing(self) -> Path:
@@ -59,6 +60,10 @@ class AlertSinkResource(dg.ConfigurableResource):
     webhook_url: str | None = None
     timeout_seconds: int = 10
 
+    @property
+    def file(self) -> Path:
+        return Path(self.path)
+
     def send(self, payloads: list[dict]) -> int:
         return alerts.send(Path(self.path), payloads, self.webhook_url, self.timeout_seconds)
 
@@ -69,7 +74,7 @@ def warehouse(db: DuckDBResource, config: GovernanceConfig) -> Iterator[duckdb.D
     Path(db.database).parent.mkdir(parents=True, exist_ok=True)
     with db.get_connection() as con:
         prepare(con)
-        register_udfs(con, config.key)
+        register_udfs(con, config.key, config.erasure_key)
         try:
             yield con
         finally:
@@ -94,6 +99,7 @@ def resources() -> dg.Definitions:
                 policy_dir=_env("STREAMGOV_POLICY_DIR"),
                 pseudonym_key=_env("STREAMGOV_PSEUDONYM_KEY"),
                 pseudonym_key_id=_env("STREAMGOV_PSEUDONYM_KEY_ID"),
+                erasure_key=_env("STREAMGOV_ERASURE_KEY"),
             ),
             "alert_sink": AlertSinkResource(
                 path=_env("STREAMGOV_ALERTS_PATH", DEFAULTS["STREAMGOV_ALERTS_PATH"]),

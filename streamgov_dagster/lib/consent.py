@@ -87,12 +87,17 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str, lookback_days: int | None
         "jurisdiction varchar, tc_string varchar)"
     )
     ensure_shared_tables(con)
+    # Rows of erased data subjects are not copied again (they count as quarantined, without their content).
+    from .dsar import ERASED, erased_values
+
+    erased_values(con, "select trim(user_id) as v from _consent_src")
     con.execute(
-        """
+        f"""
         create or replace temp table _consent_checked as
         select *,
                case when coalesce(trim(event_id), '') = '' then 'missing_event_id'
                     when coalesce(trim(user_id), '') = '' then 'missing_user_id'
+                    when trim(user_id) in (select v from _erased) then '{ERASED}'
                     when purpose is null or purpose not in ('personalization', 'analytics', 'advertising', 'marketing_email') then 'invalid_purpose'
                     when status is null or status not in ('granted', 'denied', 'withdrawn') then 'invalid_status'
                     when recorded_at is null or not regexp_matches(trim(recorded_at), ?) or try_cast(trim(recorded_at) as timestamptz) is null then 'invalid_recorded_at'
@@ -125,8 +130,9 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str, lookback_days: int | None
         # The quarantine names a consent row by its event_id (a database row has no line number).
         con.execute(
             "insert into raw.quarantine_lines select 'consent', 'consent_events', null, reason, null, "
-            "to_json(struct_pack(event_id, purpose, status, recorded_at, expires_at))::varchar "
-            "from _consent_checked where reason is not null"
+            "case when reason = ? then to_json(struct_pack(event_id))::varchar "
+            "else to_json(struct_pack(event_id, purpose, status, recorded_at, expires_at))::varchar end "
+            "from _consent_checked where reason is not null", [ERASED]
         )
         loaded, quarantined = con.execute(
             "select (select count(*) from raw.consent_events), "
@@ -144,7 +150,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str, lookback_days: int | None
         con.execute("rollback")
         raise
     fetched = con.execute("select count(*) from _consent_checked").fetchone()[0]
-    con.execute("drop table if exists _consent_checked; drop table if exists _consent_src")
+    con.execute("drop table if exists _consent_checked; drop table if exists _consent_src; drop table if exists _erased")
     return {"source_status": status, "mode": "incremental" if since else "full", "rows_fetched": int(fetched),
             "rows_read": int(loaded + quarantined), "rows_loaded": int(loaded), "rows_quarantined": int(quarantined)}
 

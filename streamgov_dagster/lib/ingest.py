@@ -322,6 +322,10 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
     reason (null = valid) and is_duplicate. Only this source's rows of the raw table are replaced.
     """
     ensure_tables(con, src)
+    # Erased data subjects stay erased: a re-delivered file does not bring them back.
+    from .dsar import suppress_parsed
+
+    suppress_parsed(con, access=src is ACCESS)
     # A file none of whose lines even parses as the format is not that format: quarantine it whole.
     con.execute(
         """

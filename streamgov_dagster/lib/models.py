@@ -110,7 +110,7 @@ class ConsentLog(pa.DataFrameModel):
     changed_at: TS = pa.Field(nullable=True)        # null once an erasure blanked the payload
     user_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
     purpose: str = pa.Field(nullable=True, isin=list(CONSENT_PURPOSES))
-    change: str = pa.Field(nullable=True, isin=["grant", "denial", "withdrawal", "expiry"])
+    change: str = pa.Field(nullable=True, isin=["grant", "denial", "withdrawal", "expiry", "erasure"])
     payload_hash: str = pa.Field(str_matches=HEX64)
     prev_hash: str = pa.Field(str_matches=HEX64)
     row_hash: str = pa.Field(str_matches=HEX64, unique=True)
@@ -225,6 +225,18 @@ class TopSubjects(pa.DataFrameModel):
         strict = False
 
 
+class DsarStatus(pa.DataFrameModel):
+    request_id: str = pa.Field(unique=True)
+    type: str = pa.Field(isin=["access", "erasure"])
+    received_at: TS
+    deadline: TS
+    answered_at: TS = pa.Field(nullable=True)
+    status: str = pa.Field(isin=["open", "answered", "answered_late", "overdue"])
+
+    class Config:
+        strict = False
+
+
 class ViolationTrend(pa.DataFrameModel):
     rule_id: str = pa.Field(nullable=False, unique=True)
     current_period: int = pa.Field(ge=0)
@@ -273,5 +285,6 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "reports.consent_activity": ConsentActivity,
     "reports.top_subjects": TopSubjects,
     "reports.violation_trend": ViolationTrend,
+    "reports.dsar_status": DsarStatus,
     "reports.detection_quality": DetectionQuality,
 }

@@ -167,7 +167,8 @@ def _validate_roles(path: Path, data: dict[str, Any]) -> tuple[dict[str, list[st
 def _validate_alerting(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("min_severity") not in SEVERITIES:
         raise PolicyError(path, "min_severity", f"must be one of {', '.join(SEVERITIES)}")
-    for key in ("webhook_timeout_seconds", "schedule_lookback_days"):
+    data = {"dsar_warning_days": 7, **data}
+    for key in ("webhook_timeout_seconds", "schedule_lookback_days", "dsar_warning_days"):
         _expect(path, key, data.get(key), int)
     return dict(data)
 

@@ -15,6 +15,8 @@ import unicodedata
 import duckdb
 import pyarrow as pa
 
+from .settings import DEMO_ERASURE_KEY
+
 
 def normalize(value: str, *, email: bool = False) -> str:
     text = unicodedata.normalize("NFC", value).strip()
@@ -49,7 +51,7 @@ def is_ip(value: str) -> bool:
 
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
-UDF_NAMES = ("sg_pseudonym", "sg_pseudonym_email", "sg_truncate_ip", "sg_is_ip")
+UDF_NAMES = ("sg_pseudonym", "sg_pseudonym_email", "sg_erasure_hash", "sg_truncate_ip", "sg_is_ip")
 
 
 def unregister_udfs(con: duckdb.DuckDBPyConnection) -> None:
@@ -62,11 +64,15 @@ def unregister_udfs(con: duckdb.DuckDBPyConnection) -> None:
             pass
 
 
-def register_udfs(con: duckdb.DuckDBPyConnection, key: str) -> None:
-    """Register sg_pseudonym, sg_pseudonym_email, sg_truncate_ip and sg_is_ip on a connection."""
-    key_bytes = key.encode("utf-8")
+def register_udfs(con: duckdb.DuckDBPyConnection, key: str, erasure_key: str | None = None) -> None:
+    """Register sg_pseudonym, sg_pseudonym_email, sg_erasure_hash, sg_truncate_ip and sg_is_ip.
 
-    def _hmac_batch(values: pa.Array, email: bool) -> pa.Array:
+    sg_erasure_hash is the same HMAC under the separate erasure key (STREAMGOV_ERASURE_KEY): the
+    register of erased users holds it, so it cannot be joined to any pseudonym."""
+    key_bytes = key.encode("utf-8")
+    erasure_bytes = (erasure_key or DEMO_ERASURE_KEY).encode("utf-8")
+
+    def _hmac_batch(values: pa.Array, email: bool, key_bytes: bytes = key_bytes) -> pa.Array:
         out = []
         for v in values.to_pylist():
             if v is None:
@@ -86,6 +92,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, key: str) -> None:
 
     _udf("sg_pseudonym", lambda a: _hmac_batch(a, False), "VARCHAR")
     _udf("sg_pseudonym_email", lambda a: _hmac_batch(a, True), "VARCHAR")
+    _udf("sg_erasure_hash", lambda a: _hmac_batch(a, False, erasure_bytes), "VARCHAR")
     _udf("sg_truncate_ip", lambda a: pa.array([None if v is None else truncate_ip(v) for v in a.to_pylist()],
                                               type=pa.string()), "VARCHAR")
     _udf("sg_is_ip", lambda a: pa.array([None if v is None else is_ip(v) for v in a.to_pylist()],

@@ -250,9 +250,15 @@ def kpis(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
                (select count(*) from consent.signal_mismatches)
         """
     ).fetchone()
-    return {"violations": row[0], "high_or_critical": row[1], "rules_fired": row[2], "access_events": row[3],
-            "audit_events": row[4], "lines_read": row[5], "lines_quarantined": row[6], "opt_in_rate_now": row[7],
-            "consent_signal_mismatches": row[8]}
+    figures = {"violations": row[0], "high_or_critical": row[1], "rules_fired": row[2], "access_events": row[3],
+               "audit_events": row[4], "lines_read": row[5], "lines_quarantined": row[6], "opt_in_rate_now": row[7],
+               "consent_signal_mismatches": row[8]}
+    if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
+                   "and table_name = 'dsar_status'").fetchone()[0]:
+        d = con.execute("select count(*) filter (where status = 'open'), count(*) filter (where status = 'overdue'), "
+                        "count(*) filter (where status in ('answered', 'answered_late')) from reports.dsar_status").fetchone()
+        figures.update({"dsar_open": d[0], "dsar_overdue": d[1], "dsar_answered": d[2]})
+    return figures
 
 
 def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportContext,
@@ -280,6 +286,10 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
     activity = con.execute("select * from reports.consent_activity order by day").df()
     mismatches = con.execute("select finding, purpose, count(*) as n from consent.signal_mismatches "
                              "group by all order by n desc").df()
+    dsar_requests = (con.execute("select request_id, type, received_at, deadline, answered_at, status, "
+                                 "days_to_deadline from reports.dsar_status order by deadline, request_id").df()
+                     if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
+                                    "and table_name = 'dsar_status'").fetchone()[0] else pd.DataFrame())
     k = figures
 
     paths = {
@@ -320,6 +330,7 @@ policy: {html.escape(ctx.policy_source)}</p>
 <h2>Consent KPIs (current state per purpose, jurisdiction and source)</h2>{_table(consent_kpis)}
 <h2>Consent activity per day</h2>{_table(activity)}
 <h2>Consent signal mismatches (TC string against recorded status)</h2>{_table(mismatches) if not mismatches.empty else "<p>None.</p>"}
+<h2>Data-subject requests (deadline: one month after receipt)</h2>{_table(dsar_requests) if not dsar_requests.empty else "<p>None.</p>"}
 <h2>Ingestion</h2>{_table(ingestion)}
 {"<h2>Detection quality (against the ground truth)</h2>" + _table(quality) if not quality.empty else ""}
 <p>Subjects are keyed pseudonyms (first 12 hex characters shown); no raw identifier appears in this report.</p>
@@ -338,7 +349,9 @@ policy: {html.escape(ctx.policy_source)}</p>
            f"## Trend: latest {TREND_DAYS} days against the {TREND_DAYS} before", "", _md_table(trend),
            "## Access audit summary", "", _md_table(summary),
            "## Consent KPIs", "", _md_table(consent_kpis), "## Consent activity per day", "", _md_table(activity),
-           "## Consent signal mismatches", "", _md_table(mismatches), "## Ingestion", "", _md_table(ingestion)]
+           "## Consent signal mismatches", "", _md_table(mismatches),
+           "## Data-subject requests", "", _md_table(dsar_requests) if not dsar_requests.empty else "None.", "",
+           "## Ingestion", "", _md_table(ingestion)]
     if not quality.empty:
         md += ["## Detection quality", "", _md_table(quality)]
     paths["md"].write_text("\n".join(md), encoding="utf-8")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 DEMO_PSEUDONYM_KEY = "streamgov-demo-key-NOT-FOR-PRODUCTION"
 DEMO_KEY_ID = "demo"
+# The erasure register's key: separate from the pseudonym key, so the register cannot be joined to pseudonyms.
+DEMO_ERASURE_KEY = "streamgov-demo-erasure-key-NOT-FOR-PRODUCTION"
 
 DEFAULTS: dict[str, str] = {
     "STREAMGOV_LANDING_DIR": "data/landing",

@@ -15,6 +15,7 @@ from streamgov_dagster.defs.jobs import governance_job
 from streamgov_dagster.defs.reports.retention import retention_purge_job
 from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
 from streamgov_dagster.lib.alerts import check_failure_payload, run_failure_payload, violation_payloads
+from streamgov_dagster.lib.dsar import deadline_payloads
 
 VIOLATIONS = dg.AssetKey(["governance", "violations"])
 # Violations detected this long before the newest one already alerted are re-examined on each tick, so
@@ -48,6 +49,26 @@ def violation_alert_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBRe
     context.update_cursor(json.dumps({"watermark": watermark.isoformat() if watermark else None}))
     context.log.info(f"sent {sent} violation alerts")
     return None if sent else dg.SkipReason("no new violations at or above the alert threshold")
+
+
+@dg.sensor(
+    name="dsar_deadline_sensor", minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts once when an unanswered data-subject request comes within the policy's warning window "
+                "(7 days) of its one-month deadline, and once more if it passes it.",
+)
+def dsar_deadline_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource,
+                         governance: GovernanceConfig, alert_sink: AlertSinkResource) -> dg.SkipReason | None:
+    # Time-driven, not run-driven: the deadline approaches whether or not a run happens.
+    try:
+        con = duckdb_lib.connect(duckdb.database, read_only=True)
+    except duckdb_lib.Error:
+        return dg.SkipReason("the warehouse is absent or locked by a writer; retrying on the next tick")
+    try:
+        payloads = deadline_payloads(con, governance.policy().alerting["dsar_warning_days"])
+    finally:
+        con.close()
+    sent = alert_sink.send(payloads)
+    return None if sent else dg.SkipReason("no data-subject request newly near or past its deadline")
 
 
 @dg.run_failure_sensor(name="run_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING,

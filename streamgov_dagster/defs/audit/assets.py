@@ -10,7 +10,8 @@ from streamgov_dagster.lib import rules
 
 @dg.asset(
     key=["governance", "violations"],
-    deps=[["raw", "access_events"], ["raw", "audit_events"], ["raw", "staff_directory"], ["consent", "consent_state"]],
+    deps=[["raw", "access_events"], ["raw", "audit_events"], ["raw", "staff_directory"], ["consent", "consent_state"],
+          ["governance", "erasures"]],
     group_name="audit", owners=OWNERS, kinds={"duckdb", "sql"}, tags=tags("governance", False), pool=POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )

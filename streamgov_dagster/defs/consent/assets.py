@@ -9,7 +9,7 @@ from streamgov_dagster.lib import consent, consentlog
 
 
 @dg.asset(
-    key=["consent", "consent_state"], deps=[["raw", "consent_events"]], group_name="consent", owners=OWNERS,
+    key=["consent", "consent_state"], deps=[["raw", "consent_events"], ["governance", "erasures"]], group_name="consent", owners=OWNERS,
     kinds={"duckdb"}, tags=tags("consent", True), pool=POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
@@ -41,7 +41,7 @@ def consent_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 
 @dg.asset(
-    key=["consent", "signal_mismatches"], deps=[["raw", "consent_events"]], group_name="consent", owners=OWNERS,
+    key=["consent", "signal_mismatches"], deps=[["raw", "consent_events"], ["governance", "erasures"]], group_name="consent", owners=OWNERS,
     kinds={"duckdb"}, tags=tags("consent", False), pool=POOL, automation_condition=dg.AutomationCondition.eager(),
 )
 def signal_mismatches(context: dg.AssetExecutionContext, duckdb: DuckDBResource,

@@ -115,7 +115,9 @@ def raw_consent_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource
 
 
 @dg.asset(
-    key=["raw", "quarantine"], deps=[raw_access_events, raw_audit_events, raw_staff_directory, raw_consent_events],
+    key=["raw", "quarantine"],
+    deps=[raw_access_events, raw_audit_events, raw_staff_directory, raw_consent_events, ["raw", "dsar_requests"],
+          ["governance", "erasures"]],
     group_name="raw", owners=OWNERS, kinds={"duckdb"}, tags=tags("quarantine", True), pool=POOL,
 )
 def raw_quarantine(context: dg.AssetExecutionContext, duckdb: DuckDBResource,

@@ -34,7 +34,7 @@ def _build(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance
 
 
 @dg.asset(
-    key=["masked", "access_events"], deps=[["raw", "access_events"]], group_name="masked", owners=OWNERS,
+    key=["masked", "access_events"], deps=[["raw", "access_events"], ["governance", "erasures"]], group_name="masked", owners=OWNERS,
     kinds={"duckdb"}, tags=tags("masked", False), partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
 )
@@ -45,7 +45,7 @@ def masked_access_events(context: dg.AssetExecutionContext, duckdb: DuckDBResour
 
 
 @dg.asset(
-    key=["masked", "audit_events"], deps=[["raw", "audit_events"]], group_name="masked", owners=OWNERS,
+    key=["masked", "audit_events"], deps=[["raw", "audit_events"], ["governance", "erasures"]], group_name="masked", owners=OWNERS,
     kinds={"duckdb"}, tags=tags("masked", False), partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
 )

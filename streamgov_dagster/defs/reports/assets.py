@@ -46,7 +46,7 @@ def report_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource, gov
 PUBLISHED = ([["reports", n] for n in REPORT_TABLES]
              + [["reports", "detection_quality"], ["consent", "consent_log"], ["consent", "signal_mismatches"],
                 ["governance", "ingestion_summary"], ["governance", "violations"], ["masked", "access_events"],
-                ["masked", "audit_events"]] + [["masked", f"{p}_events"] for p in ("personalization", "analytics",
+                ["masked", "audit_events"], ["reports", "dsar_status"]] + [["masked", f"{p}_events"] for p in ("personalization", "analytics",
                                                                                    "advertising")])
 
 
