@@ -3,9 +3,12 @@
 import json
 from datetime import date
 
+import dagster as dg
 import duckdb
 import pytest
+from dagster._serdes import serialize_value
 
+from streamgov_dagster.lib import alerts, dsar
 from streamgov_dagster.lib.generator import generate
 from streamgov_dagster_tests.conftest import run_pipeline
 
@@ -21,7 +24,8 @@ def test_generated_landing_zone_is_detected_exactly_and_masked(env, seed, users,
     generate(env["landing"], seed=seed, users=users, days=days, start=start, staff=20)
     span_end = date.fromordinal(start.toordinal() + days)  # a few events spill into the next day's file
     span_start = date.fromordinal(start.toordinal() - 1)
-    result = run_pipeline(span_start.isoformat(), span_end.isoformat())
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_pipeline(span_start.isoformat(), span_end.isoformat(), instance)
     assert result.success
     con = duckdb.connect(str(env["warehouse"]), read_only=True)
     try:
@@ -33,7 +37,12 @@ def test_generated_landing_zone_is_detected_exactly_and_masked(env, seed, users,
             assert false_positives == 0 and fired == 0, rule_id
         truth = [json.loads(line) for line in (env["landing"] / "ground_truth.jsonl").read_text().splitlines()]
         bad = {(t["file"], t["line"]) for t in truth if t["kind"] == "quarantine"}
-        quarantined = set(con.execute("select file, line_no from raw.quarantine where source in ('access', 'audit')").fetchall())
+        # the generator's erasure requests are executed: those users' lines are quarantined as erased_subject
+        quarantined = set(con.execute("select file, line_no from raw.quarantine where source in ('access', 'audit') "
+                                      "and reason <> 'erased_subject'").fetchall())
+        erasures = con.execute("select count(*) from raw.dsar_requests where type = 'erasure'").fetchone()[0]
+        assert erasures == con.execute("select count(*) from governance.dsar_log where type = 'erasure' "
+                                       "and verified_at is not null").fetchone()[0]
         assert quarantined == bad
         assert con.execute("select count(*) from governance.ingestion_summary where not balanced").fetchone()[0] == 0
         assert con.execute("select sum(duplicates) from governance.ingestion_summary").fetchone()[0] == \
@@ -51,8 +60,16 @@ def test_generated_landing_zone_is_detected_exactly_and_masked(env, seed, users,
                                  f"else [{column}::varchar] end) from {schema}.{table}").fetchall()
             leaked = raw_ids & {v[0] for v in values}
             assert not leaked, f"{schema}.{table}.{column} holds {len(leaked)} raw identifiers"
+        # the alerts `streamgov run` and the sensors would send
+        sent = alerts.send(env["alerts"], alerts.violation_payloads(con, "low") + dsar.deadline_payloads(con, 7))
+        assert sent > 0
     finally:
         con.close()
-    texts = [p.read_text(encoding="utf-8") for p in env["reports"].iterdir()]
+    # report files (the access-request exports under dsar/ are the requesters' own data, by design),
+    # the alert file and everything the run stored in the Dagster instance
+    texts = [p.read_text(encoding="utf-8") for p in env["reports"].iterdir() if p.is_file()]
+    texts.append(env["alerts"].read_text(encoding="utf-8"))
+    texts.append(json.dumps([serialize_value(entry) for entry in instance.all_logs(result.run_id)]))
+    assert len(texts) >= 6
     for text in texts:
         assert not any(raw in text for raw in raw_ids if len(raw) > 6)

@@ -25,7 +25,7 @@ def test_patterns() -> None:
     assert scan_text(f"id {CANARY_USER}.", {CANARY_USER}) == {"raw_identifier": 1}
 
 
-def test_canary_stops_the_run_before_reports_and_never_reaches_dagster(env) -> None:
+def test_canary_stops_the_run_before_reports_and_never_reaches_dagster(env, capfd) -> None:
     # content_id and ticket_id are released as they are (masking policy: keep): canaries planted there
     ev = [access("e1", "2026-10-29T10:00:00Z", user_id=CANARY_USER, content_id=CANARY_EMAIL)]
     au = [audit("a1", "2026-10-29T10:00:00Z", ticket_id=f"call {CANARY_PHONE} card {CANARY_CARD}")]
@@ -40,8 +40,13 @@ def test_canary_stops_the_run_before_reports_and_never_reaches_dagster(env) -> N
     # the instance holds counts and locations, never the values
     stored = json.dumps([serialize_value(entry) for entry in instance.all_logs(result.run_id)])
     assert len(stored) > 10_000  # the whole run's event log, with metadata and check results
+    # compute logs are the steps' stdout and stderr: what the run printed, Dagster's own log lines included
+    captured = capfd.readouterr()
+    printed = captured.out + captured.err
+    assert "pii_leak_scan" in printed
     for canary in (CANARY_EMAIL, CANARY_PHONE, CANARY_CARD, CANARY_USER):
         assert canary not in stored, canary
+        assert canary not in printed, canary
     meta = {k: v.value for k, v in evaluations["pii_leak_scan_clean"].metadata.items()}
     assert meta["hits"] >= 3
 
