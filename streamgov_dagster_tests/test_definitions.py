@@ -13,6 +13,8 @@ EXPECTED_ASSETS = {
     "reports/retention_status": "reports", "reports/detection_quality": "reports",
     "governance/pii_leak_scan": "reports", "consent/signal_mismatches": "consent",
     "masked/personalization_events": "masked", "masked/analytics_events": "masked", "masked/advertising_events": "masked",
+    "raw/dsar_requests": "dsar", "reports/dsar_exports": "dsar", "governance/erasures": "dsar",
+    "reports/dsar_status": "dsar", "governance/erasure_verification": "dsar",
 }
 
 
@@ -33,7 +35,12 @@ def test_definitions_load_with_expected_graph() -> None:
     report = dg.AssetKey(["reports", "compliance_report"])
     upstream = {k.to_user_string() for k in dg.AssetSelection.assets(report).upstream().resolve(graph)}
     assert {"raw/access_events", "raw/audit_events", "raw/consent_events", "raw/staff_directory",
-            "masked/access_events", "governance/violations", "consent/consent_state"} <= upstream
+            "masked/access_events", "governance/violations", "consent/consent_state", "reports/dsar_status"} <= upstream
+    # erasure runs after the raw loads and before everything derived from them
+    downstream = {k.to_user_string() for k in
+                  dg.AssetSelection.assets(dg.AssetKey(["governance", "erasures"])).downstream().resolve(graph)}
+    assert {"consent/consent_state", "masked/access_events", "masked/audit_events", "governance/violations",
+            "raw/quarantine", "governance/erasure_verification"} <= downstream
 
 
 def test_checks_sensors_schedules_and_job() -> None:
@@ -41,10 +48,10 @@ def test_checks_sensors_schedules_and_job() -> None:
     checks = {k.name for k in d.resolve_asset_graph().asset_check_keys}
     assert {"raw_access_events_contract", "masked_access_events_no_raw_identifiers",
             "masked_audit_events_no_raw_identifiers", "ingestion_summary_balanced", "violations_schema",
-            "consent_events_source_available"} <= checks
+            "consent_events_source_available", "erased_subjects_absent", "dsar_none_overdue"} <= checks
     assert d.resolve_job_def("governance_job") is not None
     sensors = {s.name for s in d.sensors}
     assert {"violation_alert_sensor", "run_failure_alert_sensor", "check_failure_alert_sensor",
-            "streamgov_automation_sensor"} <= sensors
+            "streamgov_automation_sensor", "dsar_deadline_sensor"} <= sensors
     assert {s.name for s in d.schedules} == {"daily_governance_refresh", "daily_retention_purge"}
     assert d.resolve_job_def("retention_purge_job") is not None

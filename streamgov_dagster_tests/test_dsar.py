@@ -205,3 +205,30 @@ def test_compaction_refuses_a_file_in_use(tmp_path: Path) -> None:
     assert dsar.compact(db) is None
     assert dsar.file_hits(db, {"secret-token-xyz"}) == 0
     assert duckdb.connect(str(db), read_only=True).execute("select count(*) from t").fetchone()[0] == 0
+
+
+def test_deadline_sensor_alerts_once(tmp_path: Path) -> None:
+    from dagster_duckdb import DuckDBResource
+
+    from streamgov_dagster.defs.alerting.sensors import dsar_deadline_sensor
+    from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
+    from streamgov_dagster.lib.warehouse import prepare
+
+    db = tmp_path / "w.duckdb"
+    con = prepare(duckdb.connect(str(db)))
+    dsar.ensure_tables(con)
+    received = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=27)
+    con.execute("insert into raw.dsar_requests values ('R-near', 'erasure', 'u-secret-9', ?, "
+                "?::timestamp + interval 1 month, 'f', 1, ?)", [received, received, received])
+    dsar.build_status(con)
+    con.close()
+    alerts_path = tmp_path / "alerts.jsonl"
+    resources = {"duckdb": DuckDBResource(database=str(db)),
+                 "governance": GovernanceConfig(landing_dir=str(tmp_path), reports_dir=str(tmp_path / "r")),
+                 "alert_sink": AlertSinkResource(path=str(alerts_path))}
+    instance = dg.DagsterInstance.ephemeral()
+    dsar_deadline_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    dsar_deadline_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    sent = [json.loads(line) for line in alerts_path.read_text().splitlines()]
+    assert [a["alert_id"] for a in sent] == ["dsar-due:R-near"]
+    assert sent[0]["request_type"] == "erasure" and "u-secret-9" not in alerts_path.read_text()
