@@ -12,6 +12,7 @@ INSTALL_REQUIRES = [
     "pandera[ibis]==0.35.0",
     "ibis-framework[duckdb]==12.0.0",
     "SQLAlchemy>=2.0,<2.1",
+    "dagster-postgres==0.29.27",
     "psycopg2-binary>=2.9,<3",
     "PyYAML>=6.0,<7",
 ]

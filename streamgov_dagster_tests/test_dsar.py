@@ -150,6 +150,18 @@ def test_access_export_then_erasure_everywhere(env) -> None:
     assert _read(env, "select count(*) from governance.ingestion_summary where not balanced")[0][0] == 0
     assert _read(env, "select count(*) from governance.erasure_register")[0][0] == 1
 
+    # a restored backup brings a row of the erased user back into the raw zone: the next run erases it again
+    con = duckdb.connect(str(env["warehouse"]))
+    con.execute("insert into raw.access_events (event_id, ts, user_id, client_ip, action, status, event_date, source, "
+                "source_file, source_line) values ('restored-1', '2026-10-20 09:00:00', ?, '203.0.113.9', 'play', 200, "
+                "'2026-10-20', 'access', 'access/old.jsonl', 1)",
+                [GONE])
+    con.close()
+    assert run_pipeline(DAY, DAY, instance).success  # the restored day is not reloaded: the register finds it
+    assert _everything_naming(env, gone | {gone_session}) == {}
+    assert _read(env, "select count(*) from governance.dsar_log where type = 'erasure' and verified_at is null")[0][0] == 0
+    assert _read(env, "select count(*) from raw.erasure_pending")[0][0] == 0
+
 
 def test_deadlines_status_and_alerts(con) -> None:
     dsar.ensure_tables(con)

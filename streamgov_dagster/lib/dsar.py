@@ -277,11 +277,23 @@ def execute_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_p
         con.execute("insert into governance.dsar_log values (?, 'erasure', ?, ?, ?, ?, ?, null)",
                     [request_id, received_at, deadline, erased_at, sum(counts.values()), json.dumps(counts)])
         done.append({"request_id": request_id, **counts})
+    # A restored backup (or rows written around the register) can hold users erased since: every run
+    # finds them by their erasure hash over the distinct subject ids of the raw zone, and erases them again.
+    subjects = [f"select {column} as v from {table}" for table, (column, _) in SUBJECT_COLUMNS.items()
+                if table_exists(con, *table.split("."))]
+    if subjects and erased_values(con, " union ".join(subjects), "_resurfaced"):
+        for (user_id,) in con.execute("select v from _resurfaced order by v").fetchall():
+            counts = _erase_one(con, REAPPLIED, user_id, reports_dir, alerts_path, key_id, register=False)
+            done.append({"request_id": REAPPLIED, **counts})
+    con.execute("drop table if exists _resurfaced")
     return done
 
 
+REAPPLIED = "(register)"  # the request id recorded for an erasure applied again to resurfaced rows
+
+
 def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, reports_dir: Path,
-               alerts_path: Path | None, key_id: str) -> dict[str, int]:
+               alerts_path: Path | None, key_id: str, register: bool = True) -> dict[str, int]:
     counts: dict[str, int] = {}
     # The tokens that identify the user: the id, the emails seen with it, and their pseudonyms.
     emails = "select null::varchar as email where false"
@@ -334,8 +346,9 @@ def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, re
         counts["consent.consent_log"] = _tombstone(con, request_id, key_id)
         con.execute("update raw.dsar_requests set user_id = null where user_id = ? and type = 'erasure' "
                     "and request_id = ?", [user_id, request_id])
-        con.execute("insert into governance.erasure_register values (sg_erasure_hash(?), ?, "
-                    "date_trunc('second', now()::timestamp))", [user_id, request_id])
+        if register:
+            con.execute("insert into governance.erasure_register values (sg_erasure_hash(?), ?, "
+                        "date_trunc('second', now()::timestamp))", [user_id, request_id])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
