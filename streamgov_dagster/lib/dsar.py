@@ -370,13 +370,17 @@ def _count_update(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> int
     return int(row[0]) if row else 0
 
 
-def _derived_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
+def text_columns(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[tuple[str, str, bool]]:
+    """(table, column, is_list) of every text column of the base tables in the schemas."""
     rows = con.execute(
         "select c.table_schema || '.' || c.table_name, c.column_name, c.data_type from information_schema.columns c "
         "join information_schema.tables t using (table_schema, table_name) "
-        "where c.table_schema in ('masked', 'consent', 'governance', 'reports') and t.table_type = 'BASE TABLE' "
-        "and c.data_type in ('VARCHAR', 'VARCHAR[]') order by 1, 2").fetchall()
+        "where list_contains(?, c.table_schema) and t.table_type = 'BASE TABLE' "
+        "and c.data_type in ('VARCHAR', 'VARCHAR[]') order by 1, 2", [list(schemas)]).fetchall()
     return [(t, c, dt.endswith("[]")) for t, c, dt in rows]
+
+
+DERIVED_SCHEMAS = ("masked", "consent", "governance", "reports")
 
 
 # Derived tables whose rows are records of someone else's action: the subject is removed, the row stays.
@@ -386,7 +390,7 @@ SKIP = {"consent.consent_log", "governance.erasure_register", "governance.dsar_l
 
 def _erase_derived(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for table, column, is_list in _derived_columns(con):
+    for table, column, is_list in text_columns(con, DERIVED_SCHEMAS):
         if table in SKIP:
             continue
         if (table, column) in REDACT_ONLY:
@@ -447,15 +451,6 @@ def _redact_alerts(con: duckdb.DuckDBPyConnection, alerts_path: Path | None) -> 
 
 # ------------------------------------------------------------------------------------ verification
 
-def all_text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
-    rows = con.execute(
-        "select c.table_schema || '.' || c.table_name, c.column_name, c.data_type from information_schema.columns c "
-        "join information_schema.tables t using (table_schema, table_name) "
-        "where c.table_schema in ('raw', 'masked', 'consent', 'governance', 'reports') and t.table_type = 'BASE TABLE' "
-        "and c.data_type in ('VARCHAR', 'VARCHAR[]') order by 1, 2").fetchall()
-    return [(t, c, dt.endswith("[]")) for t, c, dt in rows if t != "raw.erasure_pending"]
-
-
 def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                     alerts_path: Path | None) -> tuple[dict[str, int], set[str], list[str]]:
     """For every erasure not verified yet: count what still names the user (ids, emails, pseudonyms and
@@ -470,7 +465,9 @@ def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     con.execute("create or replace temp table _tokens as select distinct token from raw.erasure_pending "
                 "where token is not null")
     hits: dict[str, int] = {}
-    for table, column, is_list in all_text_columns(con):
+    for table, column, is_list in text_columns(con, ("raw", *DERIVED_SCHEMAS)):
+        if table == "raw.erasure_pending":
+            continue
         if table == "raw.quarantine_lines" and column == "raw_line":
             sql = f"select count(*) from {table} where exists (select 1 from _tokens t where contains({column}, t.token))"
         elif is_list:
