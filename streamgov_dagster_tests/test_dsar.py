@@ -204,6 +204,11 @@ def test_intake_quarantines_bad_requests_and_keeps_one_per_id(con, tmp_path: Pat
     # loading again changes nothing
     dsar.load_requests(con, tmp_path / "landing")
     assert con.execute("select count(*) from raw.dsar_requests").fetchone()[0] == 1
+    # once u2 is erased, its malformed request line stays quarantined without its text
+    con.execute("insert into governance.erasure_register values (sg_erasure_hash('u2'), 'R9', now()::timestamp)")
+    dsar.load_requests(con, tmp_path / "landing")
+    texts = dict(con.execute("select reason, raw_line from raw.quarantine_lines where source = 'dsar'").fetchall())
+    assert texts["invalid_type"] is None and '"u3"' in texts["invalid_received_at"]
 
 
 def test_compaction_refuses_a_file_in_use(tmp_path: Path) -> None:

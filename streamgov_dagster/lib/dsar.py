@@ -115,7 +115,10 @@ def load_requests(con: duckdb.DuckDBPyConnection, landing: Path) -> dict[str, in
             """
         )
         con.execute("delete from raw.quarantine_lines where source = 'dsar'")
-        con.execute("insert into raw.quarantine_lines select 'dsar', file, line_no, reason, null, left(line, 4096) "
+        # A malformed request line naming an erased user keeps its reason, not its text.
+        erased_values(con, f"select nullif({_json_subject('user_id')}, '') as v from _dsar where reason is not null")
+        con.execute("insert into raw.quarantine_lines select 'dsar', file, line_no, reason, null, "
+                    f"case when {_json_subject('user_id')} in (select v from _erased) then null else left(line, 4096) end "
                     "from _dsar where reason is not null union all "
                     "select 'dsar', file, null, reason, null, null from _file_errors")
         con.execute("delete from raw.ingest_ledger where source = 'dsar'")
@@ -139,7 +142,7 @@ def load_requests(con: duckdb.DuckDBPyConnection, landing: Path) -> dict[str, in
     held = con.execute("select count(*) filter (where type = 'access'), count(*) filter (where type = 'erasure') "
                        "from raw.dsar_requests").fetchone()
     con.execute("drop table if exists _dsar; drop table if exists _lines; drop table if exists _files; "
-                "drop table if exists _file_errors")
+                "drop table if exists _file_errors; drop table if exists _erased")
     return {"lines_read": stats[0], "requests_valid": stats[1], "rows_quarantined": stats[2],
             "duplicates": stats[3], "files": len(files), "access_requests": held[0], "erasure_requests": held[1]}
 
