@@ -29,6 +29,14 @@ CLOUDTRAIL_PATTERNS = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz", "*.ndjson
 # Common/combined/vhost_combined: [vhost] client ident user [time] "request" status bytes rest
 WEBLOG_LINE = (r'^(?:(\S+) )?(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)'
                r'(?: \d+)?(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?(.*)$')
+WEBLOG_REQUEST = r'^([A-Z]+) (\S+)(?: (\S+))?$'
+# The shape nearly every line has: common or combined, no vhost, no escaped quote, no trailing field, a
+# METHOD target [protocol] request. Its first three fields and the time hold no bracket, quote or
+# backslash, so WEBLOG_LINE cannot take the first field for a vhost, and every group of WEBLOG_LINE and
+# WEBLOG_REQUEST is the text between two separators: string_split cuts it out. Matching this pattern needs
+# no submatches (one DFA pass); extracting WEBLOG_LINE's eleven groups costs ten times more.
+WEBLOG_SIMPLE = (r'[^\s\[\]"\\]+ [^\s\[\]"\\]+ [^\s\[\]"\\]+ \[[^\[\]"\\]+\] "[A-Z]+ [^\s"\\]+(?: [^\s"\\]+)?" '
+                 r'\d{3} (?:\d+|-)(?: "[^"\\]*" "[^"\\]*")?')
 ACCESS_STRINGS = ("event_id", "user_id", "session_id", "device_id", "client_ip", "email", "country", "user_agent",
                   "action", "content_id", "auth_token_id", "purpose", "http_method", "uri_path", "uri_query", "host",
                   "referrer", "xff_first")
@@ -45,6 +53,17 @@ def _peek(path: Path, size: int = 65536) -> str:
             return fh.read(size).decode("utf-8", errors="replace")
     except (OSError, EOFError):
         return ""
+
+
+def _not_blank(expr: str) -> str:
+    """trim(expr) <> '': DuckDB's trim walks the whole string (for its last non-space), so a string starting
+    with a visible ASCII character, never blank, skips it."""
+    return f"(case when ascii({expr}) between 33 and 126 then true else trim({expr}) <> '' end)"
+
+
+def _blank(expr: str) -> str:
+    """trim(expr) = '', the cheap way (see _not_blank)."""
+    return f"(case when ascii({expr}) between 33 and 126 then false else trim({expr}) = '' end)"
 
 
 def _create_proj(con: duckdb.DuckDBPyConnection, strings: tuple[str, ...]) -> None:
@@ -108,7 +127,7 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
         }
         _insert_proj(con, columns,
                      "(select *, string_split(line, chr(9)) as p from _lines where file = ? "
-                     "and (pre_reason is not null or (trim(line) <> '' and line not like '#%')))",
+                     f"and (pre_reason is not null or ({_not_blank('line')} and line not like '#%')))",
                      params + [rel])
 
 
@@ -117,10 +136,21 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
 def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     _create_proj(con, ACCESS_STRINGS)
     names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "referrer_q", "agent_q", "rest"]
-    parsed = f"""(select file, line_no, line, pre_reason, unnest(g),
-                         unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol']))
-                  from (select *, regexp_extract(coalesce(line, ''), ?, {names!r}) as g
-                        from _lines where pre_reason is not null or trim(line) <> ''))"""
+    # A simple line (WEBLOG_SIMPLE) split on its quotes is [fields [time] , request,  status bytes [, referrer,  , agent, ]];
+    # other lines go through the full patterns (g, rq).
+    simple = {"vhost": "''", "client": "string_split(q[1], ' ')[1]", "time": "q[1][strpos(q[1], '[') + 1:-3]",
+              "request": "q[2]", "status": "string_split(q[3], ' ')[2]", "bytes": "string_split(q[3], ' ')[3]",
+              "referrer_q": "coalesce(q[4], '')", "agent_q": "coalesce(q[6], '')", "rest": "''"}
+    fields = ", ".join(f"case when simple then {e} else g.{n} end as {n}" for n, e in simple.items())
+    parsed = f"""(select *, case when simple then r[1] else rq.method end as method,
+                         case when simple then r[2] else rq.uri end as uri
+                  from (select *, case when simple then string_split(request, ' ') end as r,
+                               case when not simple then regexp_extract(request, ?, ['method', 'uri', 'protocol']) end as rq
+                        from (select file, line_no, line, pre_reason, simple, {fields}
+                              from (select *, case when simple then string_split(line, '"') end as q,
+                                           case when not simple then regexp_extract(coalesce(line, ''), ?, {names!r}) end as g
+                                    from (select *, coalesce(regexp_full_match(line, ?), false) as simple
+                                          from _lines where pre_reason is not null or {_not_blank('line')})))))"""
     # the request target is path?query: the action is derived from the path alone
     path = "url_decode(nullif(split_part(uri, '?', 1), ''))"
     action, params = _path_action(policy, path)
@@ -131,8 +161,9 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         # delivered twice yields duplicates, not new events.
         "event_id": "'wl-' || md5(line) || '-1'",  # the occurrence in the file: repeated lines renumbered below
         "ts_str": "time", "ts_fmt": "'clf'",
-        # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it
-        "client_ip": r"""case when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
+        # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it (no colon, no port)
+        "client_ip": r"""case when not contains(client, ':') then client
+                              when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
                               when regexp_matches(client, '^[^:]+:\d+$') then split_part(client, ':', 1)
                               else client end""",
         # X-Forwarded-For, logged as X-Forwarded-For="a, b" or as a third quoted field: the client is the first
@@ -145,7 +176,7 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         "uri_query": "case when contains(uri, '?') then url_decode(nullif(substr(uri, strpos(uri, '?') + 1), '')) end", "host": "nullif(vhost, '')",
         "action": action,
     }
-    _insert_proj(con, columns, parsed, params + [WEBLOG_LINE])
+    _insert_proj(con, columns, parsed, params + [WEBLOG_REQUEST, WEBLOG_LINE, WEBLOG_SIMPLE])
     # Identical lines within one file are distinct requests: number the occurrences (only repeated
     # lines need a window), so the same file delivered again repeats the same ids.
     con.execute(
@@ -236,20 +267,21 @@ def project_cloudtrail(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
 def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds: tuple[date, date]) -> None:
     """Type and validate _proj into _parsed (the shape ingest.write_out publishes)."""
     access = src is ACCESS
-    ip_col = "client_ip" if access else "source_ip"
     id_col = "event_id" if access else "audit_id"
-    con.execute(
-        f"""
-        create or replace temp table _ips as
-        select ip, sg_ip_ok(ip) as ok from (
-            select distinct {ip_col} as ip from _proj where {ip_col} is not null
-            {"union select distinct xff_first from _proj where xff_first is not null" if access else ""})
-        """
-    )
     if access:
-        client = ("case when xo.ok then p.xff_first else p.client_ip end")
+        # sg_ip_ok checks an IPv4 address in SQL and anything else with a colon in Python: Python gets the
+        # distinct strings with a colon, once each, through _ips; every other string is checked in place.
+        con.execute("create or replace temp table _ips as select ip, sg_ip_ok(ip) as ok from ("
+                    "select client_ip as ip from _proj where contains(client_ip, ':') "
+                    "union select xff_first from _proj where contains(xff_first, ':'))")
+        colons = con.execute("select count(*) from _ips").fetchone()[0] > 0
+
+        def ok(col: str, alias: str) -> str:
+            return f"case when contains(p.{col}, ':') then {alias}.ok else sg_ip_ok(p.{col}) end" if colons else f"sg_ip_ok(p.{col})"
+
+        client = f"case when {ok('xff_first', 'xo')} then p.xff_first else p.client_ip end"
         # CloudFront's c-ip is an address; web servers may log a host name instead (kept, masked as such).
-        ip_rule = ("when not coalesce(io.ok, false) and (p.client_ip is null or ? = 'cdn' "
+        ip_rule = (f"when not coalesce({ok('client_ip', 'io')}, false) and (p.client_ip is null or ? = 'cdn' "
                    "or not regexp_matches(p.client_ip, '^[A-Za-z0-9_.-]+$')) then 'invalid_client_ip'")
         typed = f"""{client} as client_ip, p.event_id, p.user_id, p.session_id, p.device_id, p.email, p.country,
                     p.user_agent, p.action, try_cast(p.status_str as integer) as status, p.content_id,
@@ -258,7 +290,7 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
         checks = f"""when try_cast(p.status_str as integer) is null or try_cast(p.status_str as integer) not between 0 and 599 then 'invalid_status'
                      when p.bytes_str is not null and coalesce(try_cast(p.bytes_str as bigint), -1) < 0 then 'invalid_bytes'
                      {ip_rule}"""
-        joins = "left join _ips io on io.ip = p.client_ip left join _ips xo on xo.ip = p.xff_first"
+        joins = "left join _ips io on io.ip = p.client_ip left join _ips xo on xo.ip = p.xff_first" if colons else ""
         params: list = [source]
     else:
         typed = """p.audit_id, p.actor_id, p.actor_role, p.action, p.subject_user_id,
@@ -270,45 +302,50 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
         params = []
     ts = ("case when p.ts_fmt = 'clf' then try_strptime(p.ts_str, '%d/%b/%Y:%H:%M:%S %z')::timestamp "
           "else try_cast(p.ts_str as timestamptz)::timestamp end")
+    # One pass over _proj (nested selects, not a CTE read three times, which DuckDB would materialize);
+    # the text of a line is kept only where the quarantine needs it. Duplicates are marked afterwards.
     con.execute(
         f"""
         create or replace temp table _parsed as
-        with t as (
-            select p.file, p.line_no, p.line, {ts} as ts, p.ts_str as ts_original, 0 as drift_fields, {typed},
-                   coalesce(p.pre_reason,
-                            case when p.{id_col} is null or trim(p.{id_col}) = '' then 'missing_{id_col}'
-                                 when p.ts_str is null then 'missing_ts'
-                                 when {ts} is null then 'invalid_ts'
-                                 {checks} end) as reason0
-            from _proj p {joins}
-        ),
-        r as (
+        select * exclude (line), case when reason is not null then line end as line, false as is_duplicate
+        from (
             select * exclude (reason0), ts::date as event_date,
                    case when reason0 is null and (ts::date < ?::date or ts::date > ?::date) then 'ts_out_of_range'
                         else reason0 end as reason
-            from t
-        ),
-        repeated as (
-            select {id_col} as rid from r where reason is null group by {id_col} having count(*) > 1
-        ),
-        d as (
-            -- among repeated ids only: a record repeated verbatim (a re-delivered file) is a duplicate ...
-            select file as dfile, line_no as dline, {id_col} as did,
-                   row_number() over (partition by {id_col}, md5(line) order by file, line_no) > 1 as dup
-            from r where reason is null and {id_col} in (select rid from repeated)
-        ),
-        v as (
+            from (
+                select p.file, p.line_no, p.line, {ts} as ts, p.ts_str as ts_original, 0 as drift_fields, {typed},
+                       coalesce(p.pre_reason,
+                                case when p.{id_col} is null or {_blank(f"p.{id_col}")} then 'missing_{id_col}'
+                                     when p.ts_str is null then 'missing_ts'
+                                     when {ts} is null then 'invalid_ts'
+                                     {checks} end) as reason0
+                from _proj p {joins}))
+        """,
+        [bounds[0], bounds[1]] + params,
+    )
+    # Only ids seen more than once among the valid rows need ranking (a hash aggregate, then small windows).
+    con.execute(f"create or replace temp table _rep as select {id_col} as rid from _parsed where reason is null "
+                f"group by {id_col} having count(*) > 1")
+    if con.execute("select count(*) from _rep").fetchone()[0]:
+        con.execute(
+            f"""
+            create or replace temp table _dup as
+            with d as (
+                -- among repeated ids only: a record repeated verbatim (a re-delivered file) is a duplicate ...
+                select p.file as dfile, p.line_no as dline, p.{id_col} as did,
+                       row_number() over (partition by p.{id_col}, md5(x.line) order by p.file, p.line_no) > 1 as dup
+                from _parsed p join _proj x on x.file = p.file and x.line_no = p.line_no
+                where p.reason is null and p.{id_col} in (select rid from _rep)
+            )
             -- ... while a different record reusing an id is a distinct event: its id gets a ~n suffix
             select *, case when not dup then row_number() over (partition by did, dup order by dfile, dline) end as variant
             from d
+            """
         )
-        select r.* exclude ({id_col}), coalesce(v.dup, false) as is_duplicate,
-               case when v.variant > 1 then r.{id_col} || '~' || v.variant else r.{id_col} end as {id_col}
-        from r left join v on v.dfile = r.file and v.dline = r.line_no
-        """,
-        params + [bounds[0], bounds[1]],
-    )
-    con.execute("drop table if exists _proj; drop table if exists _ips")
+        con.execute(f"update _parsed set is_duplicate = d.dup, "
+                    f"{id_col} = case when d.variant > 1 then {id_col} || '~' || d.variant else {id_col} end "
+                    "from _dup d where d.dfile = _parsed.file and d.dline = _parsed.line_no")
+    con.execute("drop table if exists _proj; drop table if exists _ips; drop table if exists _rep; drop table if exists _dup")
 
 
 def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Policy, first_day: date,
