@@ -78,6 +78,11 @@ def _projection(strings: tuple[str, ...], columns: dict[str, str], source_sql: s
     return f"select {', '.join(exprs)} from {source_sql}"
 
 
+def _url_decode(expr: str) -> str:
+    """url_decode(expr): it only rewrites %XX sequences, so a string without '%' is returned as it is."""
+    return f"(case when contains({expr}, '%') then url_decode({expr}) else {expr} end)"
+
+
 def _path_action(policy: Policy, path_sql: str) -> tuple[str, list[str]]:
     rules = policy.formats["path_actions"]
     branches = " ".join("when regexp_matches(coalesce(" + path_sql + ", ''), ?) then ?" for _ in rules)
@@ -117,7 +122,7 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
         def f(name: str) -> str:
             return f"nullif(p[{pos[name]}], '-')" if name in pos else "null::varchar"
 
-        action, action_params = _path_action(policy, f"url_decode({f('cs-uri-stem')})")
+        action, action_params = _path_action(policy, _url_decode(f('cs-uri-stem')))
         columns = {
             "file": "file", "line_no": "line_no", "line": "line",
             "pre_reason": f"coalesce(pre_reason, case when len(p) <> {len(fields)} then 'wrong_field_count' end)",
@@ -125,9 +130,9 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
             "ts_str": f"{f('date')} || 'T' || {f('time')} || 'Z'", "ts_fmt": "'iso'",
             "client_ip": f("c-ip"), "xff_first": f"trim(split_part({f('x-forwarded-for')}, ',', 1))",
             "status_str": f("sc-status"), "bytes_str": f("sc-bytes"),
-            "user_agent": f"url_decode({f('cs(User-Agent)')})", "referrer": f"url_decode({f('cs(Referer)')})",
+            "user_agent": _url_decode(f('cs(User-Agent)')), "referrer": _url_decode(f('cs(Referer)')),
             "http_method": f("cs-method"), "host": f("cs(Host)"),
-            "uri_path": f"url_decode({f('cs-uri-stem')})", "uri_query": f"url_decode({f('cs-uri-query')})",
+            "uri_path": _url_decode(f('cs-uri-stem')), "uri_query": _url_decode(f('cs-uri-query')),
             "action": action,
         }
         # The lines left in _lines all come from files with a header: one header needs no file filter.
@@ -176,7 +181,7 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
                                     from (select *, coalesce(regexp_full_match(line, ?), false) as simple
                                           from _lines where {keep})))))"""
     # the request target is path?query: the action is derived from the path alone
-    path = "url_decode(nullif(split_part(uri, '?', 1), ''))"
+    path = _url_decode("nullif(split_part(uri, '?', 1), '')")
     action, params = _path_action(policy, path)
     columns = {
         "file": "file", "line_no": "line_no", "line": "line",
@@ -197,7 +202,8 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
         "status_str": "status", "bytes_str": "nullif(bytes, '-')",
         "referrer": "nullif(nullif(referrer_q, ''), '-')", "user_agent": "nullif(nullif(agent_q, ''), '-')",
         "http_method": "nullif(method, '')", "uri_path": path,
-        "uri_query": "case when contains(uri, '?') then url_decode(nullif(substr(uri, strpos(uri, '?') + 1), '')) end", "host": "nullif(vhost, '')",
+        "uri_query": "case when contains(uri, '?') then " + _url_decode("nullif(substr(uri, strpos(uri, '?') + 1), '')") + " end",
+        "host": "nullif(vhost, '')",
         "action": action,
     }
     if occ:
