@@ -4,9 +4,9 @@
 - nginx / Apache common, combined and vhost_combined logs,
 - AWS CloudTrail: delivery files `{"Records": [...]}` and one record per line.
 
-Each loader projects its records onto the access or audit schema in temp table _proj; `finish`
-types and validates the projection like the JSON sources, and `ingest.write_out` publishes it with the
-same quarantine and ledger accounting. Python touches files (headers, format sniffing), never rows.
+Each loader projects its records onto the access or audit schema (a select over _lines); `finish` types
+and validates the projection like the JSON sources into _parsed, and `ingest.write_out` publishes it with
+the same quarantine and ledger accounting. Python touches files (headers, format sniffing), never rows.
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ CLOUDTRAIL_PATTERNS = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz", "*.ndjson
 # Common/combined/vhost_combined: [vhost] client ident user [time] "request" status bytes rest
 WEBLOG_LINE = (r'^(?:(\S+) )?(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)'
                r'(?: \d+)?(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?(.*)$')
+WEBLOG_REQUEST = r'^([A-Z]+) (\S+)(?: (\S+))?$'
+# The shape nearly every line has: common or combined, no vhost, no escaped quote, no trailing field, a
+# METHOD target [protocol] request. Its first three fields and the time hold no bracket, quote or
+# backslash, so WEBLOG_LINE cannot take the first field for a vhost, and every group of WEBLOG_LINE and
+# WEBLOG_REQUEST is the text between two separators: string_split cuts it out. Matching this pattern needs
+# no submatches (one DFA pass); extracting WEBLOG_LINE's eleven groups costs ten times more.
+WEBLOG_SIMPLE = (r'[^\s\[\]"\\]+ [^\s\[\]"\\]+ [^\s\[\]"\\]+ \[[^\[\]"\\]+\] "[A-Z]+ [^\s"\\]+(?: [^\s"\\]+)?" '
+                 r'\d{3} (?:\d+|-)(?: "[^"\\]*" "[^"\\]*")?')
 ACCESS_STRINGS = ("event_id", "user_id", "session_id", "device_id", "client_ip", "email", "country", "user_agent",
                   "action", "content_id", "auth_token_id", "purpose", "http_method", "uri_path", "uri_query", "host",
                   "referrer", "xff_first")
@@ -47,10 +55,32 @@ def _peek(path: Path, size: int = 65536) -> str:
         return ""
 
 
-def _create_proj(con: duckdb.DuckDBPyConnection, strings: tuple[str, ...]) -> None:
-    cols = ", ".join(f"{c} varchar" for c in strings)
-    con.execute(f"create or replace temp table _proj (file varchar, line_no bigint, line varchar, pre_reason varchar, "
-                f"ts_str varchar, ts_fmt varchar, status_str varchar, bytes_str varchar, records_str varchar, {cols})")
+def _not_blank(expr: str) -> str:
+    """trim(expr) <> '': DuckDB's trim walks the whole string (for its last non-space), so a string starting
+    with a visible ASCII character, never blank, skips it."""
+    return f"(case when ascii({expr}) between 33 and 126 then true else trim({expr}) <> '' end)"
+
+
+def _blank(expr: str) -> str:
+    """trim(expr) = '', the cheap way (see _not_blank)."""
+    return f"(case when ascii({expr}) between 33 and 126 then false else trim({expr}) = '' end)"
+
+
+PROJ_COLUMNS = ("file", "line_no", "line", "pre_reason", "ts_str", "ts_fmt", "status_str", "bytes_str", "records_str")
+
+
+def _projection(strings: tuple[str, ...], columns: dict[str, str], source_sql: str) -> str:
+    """A select of every projection column (PROJ_COLUMNS, then the format's strings) from source_sql;
+    the columns a format does not fill are null. finish() reads it as a subquery: the projection is
+    never materialized on its own (a copy of 2M projected rows of ~20 strings costs ~1.3 s)."""
+    exprs = [f"({columns[c]})::bigint as {c}" if c == "line_no" else f"({columns.get(c, 'null')})::varchar as {c}"
+             for c in PROJ_COLUMNS + strings]
+    return f"select {', '.join(exprs)} from {source_sql}"
+
+
+def _url_decode(expr: str) -> str:
+    """url_decode(expr): it only rewrites %XX sequences, so a string without '%' is returned as it is."""
+    return f"(case when contains({expr}, '%') then url_decode({expr}) else {expr} end)"
 
 
 def _path_action(policy: Policy, path_sql: str) -> tuple[str, list[str]]:
@@ -58,12 +88,6 @@ def _path_action(policy: Policy, path_sql: str) -> tuple[str, list[str]]:
     branches = " ".join("when regexp_matches(coalesce(" + path_sql + ", ''), ?) then ?" for _ in rules)
     params = [v for r in rules for v in (r["pattern"], r["action"])]
     return f"case {branches} else ? end", params + [policy.formats["default_action"]]
-
-
-def _insert_proj(con: duckdb.DuckDBPyConnection, columns: dict[str, str], source_sql: str, params: list) -> None:
-    names = ", ".join(columns)
-    exprs = ", ".join(columns.values())
-    con.execute(f"insert into _proj ({names}) select {exprs} from {source_sql}", params)
 
 
 # --------------------------------------------------------------------------------------------- CDN
@@ -77,8 +101,9 @@ def _fields_header(text: str) -> list[str] | None:
     return None
 
 
-def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path, policy: Policy) -> None:
-    _create_proj(con, ACCESS_STRINGS)
+def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path, policy: Policy) -> tuple[str, list]:
+    """The projection of the CloudFront lines (sql, params): one select per distinct #Fields header."""
+    groups: dict[tuple[str, ...], list[str]] = {}
     for path in files:
         rel = path.relative_to(landing).as_posix()
         fields = _fields_header(_peek(path))
@@ -88,12 +113,16 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
                 con.execute("insert into _file_errors values (?, 'not_cloudfront:missing_fields_header')", [rel])
             con.execute("delete from _lines where file = ?", [rel])
             continue
+        groups.setdefault(tuple(fields), []).append(rel)
+    selects: list[str] = []
+    params: list = []
+    for fields, rels in groups.items():
         pos = {name: i + 1 for i, name in enumerate(fields)}
 
         def f(name: str) -> str:
             return f"nullif(p[{pos[name]}], '-')" if name in pos else "null::varchar"
 
-        action, params = _path_action(policy, f"url_decode({f('cs-uri-stem')})")
+        action, action_params = _path_action(policy, _url_decode(f('cs-uri-stem')))
         columns = {
             "file": "file", "line_no": "line_no", "line": "line",
             "pre_reason": f"coalesce(pre_reason, case when len(p) <> {len(fields)} then 'wrong_field_count' end)",
@@ -101,38 +130,69 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
             "ts_str": f"{f('date')} || 'T' || {f('time')} || 'Z'", "ts_fmt": "'iso'",
             "client_ip": f("c-ip"), "xff_first": f"trim(split_part({f('x-forwarded-for')}, ',', 1))",
             "status_str": f("sc-status"), "bytes_str": f("sc-bytes"),
-            "user_agent": f"url_decode({f('cs(User-Agent)')})", "referrer": f"url_decode({f('cs(Referer)')})",
+            "user_agent": _url_decode(f('cs(User-Agent)')), "referrer": _url_decode(f('cs(Referer)')),
             "http_method": f("cs-method"), "host": f("cs(Host)"),
-            "uri_path": f"url_decode({f('cs-uri-stem')})", "uri_query": f"url_decode({f('cs-uri-query')})",
+            "uri_path": _url_decode(f('cs-uri-stem')), "uri_query": _url_decode(f('cs-uri-query')),
             "action": action,
         }
-        _insert_proj(con, columns,
-                     "(select *, string_split(line, chr(9)) as p from _lines where file = ? "
-                     "and (pre_reason is not null or (trim(line) <> '' and line not like '#%')))",
-                     params + [rel])
+        # The lines left in _lines all come from files with a header: one header needs no file filter.
+        in_group = "" if len(groups) == 1 else f"file in ({', '.join('?' for _ in rels)}) and "
+        selects.append(_projection(ACCESS_STRINGS, columns,
+                                   f"(select *, string_split(line, chr(9)) as p from _lines where {in_group}"
+                                   f"(pre_reason is not null or ({_not_blank('line')} and line not like '#%')))"))
+        params += action_params + (rels if in_group else [])
+    if not selects:
+        selects.append(_projection(ACCESS_STRINGS, {"file": "file", "line_no": "line_no"}, "_lines where false"))
+    return " union all ".join(selects), params
 
 
 # ----------------------------------------------------------------------------------------- weblogs
 
-def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
-    _create_proj(con, ACCESS_STRINGS)
+def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str, list]:
+    """The projection of the web-log lines (sql, params)."""
+    keep = f"pre_reason is not null or {_not_blank('line')}"
+    # Identical lines within one file are distinct requests: number the occurrences, so the same file
+    # delivered again repeats the same ids. Only repeated lines need the window; grouping a 64-bit hash of
+    # file and line finds the candidates cheaply (lines with equal md5 in one file are among them).
+    con.execute(
+        f"""
+        create or replace temp table _occ as
+        select file as ofile, line_no as oline, row_number() over (partition by file, md5(line) order by line_no) as occ
+        from _lines
+        where ({keep}) and hash(file, line) in (select hash(file, line) from _lines where {keep} group by 1 having count(*) > 1)
+        qualify occ > 1
+        """
+    )
+    occ = con.execute("select count(*) from _occ").fetchone()[0] > 0
     names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "referrer_q", "agent_q", "rest"]
-    parsed = f"""(select file, line_no, line, pre_reason, unnest(g),
-                         unnest(regexp_extract(g.request, '^([A-Z]+) (\\S+)(?: (\\S+))?$', ['method', 'uri', 'protocol']))
-                  from (select *, regexp_extract(coalesce(line, ''), ?, {names!r}) as g
-                        from _lines where pre_reason is not null or trim(line) <> ''))"""
+    # A simple line (WEBLOG_SIMPLE) split on its quotes is [fields [time] , request,  status bytes [, referrer,  , agent, ]];
+    # other lines go through the full patterns (g, rq).
+    simple = {"vhost": "''", "client": "string_split(q[1], ' ')[1]", "time": "q[1][strpos(q[1], '[') + 1:-3]",
+              "request": "q[2]", "status": "string_split(q[3], ' ')[2]", "bytes": "string_split(q[3], ' ')[3]",
+              "referrer_q": "coalesce(q[4], '')", "agent_q": "coalesce(q[6], '')", "rest": "''"}
+    fields = ", ".join(f"case when simple then {e} else g.{n} end as {n}" for n, e in simple.items())
+    parsed = f"""(select *, case when simple then r[1] else rq.method end as method,
+                         case when simple then r[2] else rq.uri end as uri
+                  from (select *, case when simple then string_split(request, ' ') end as r,
+                               case when not simple then regexp_extract(request, ?, ['method', 'uri', 'protocol']) end as rq
+                        from (select file, line_no, line, pre_reason, simple, {fields}
+                              from (select *, case when simple then string_split(line, '"') end as q,
+                                           case when not simple then regexp_extract(coalesce(line, ''), ?, {names!r}) end as g
+                                    from (select *, coalesce(regexp_full_match(line, ?), false) as simple
+                                          from _lines where {keep})))))"""
     # the request target is path?query: the action is derived from the path alone
-    path = "url_decode(nullif(split_part(uri, '?', 1), ''))"
+    path = _url_decode("nullif(split_part(uri, '?', 1), '')")
     action, params = _path_action(policy, path)
     columns = {
         "file": "file", "line_no": "line_no", "line": "line",
         "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
         # No id in the format: the line's content and its occurrence in the file identify it, so a file
         # delivered twice yields duplicates, not new events.
-        "event_id": "'wl-' || md5(line) || '-1'",  # the occurrence in the file: repeated lines renumbered below
+        "event_id": "'wl-' || md5(line) || '-' || " + ("coalesce(o.occ, 1)" if occ else "'1'"),  # the occurrence in the file
         "ts_str": "time", "ts_fmt": "'clf'",
-        # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it
-        "client_ip": r"""case when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
+        # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it (no colon, no port)
+        "client_ip": r"""case when not contains(client, ':') then client
+                              when regexp_matches(client, '^\[.*\]:\d+$') then regexp_extract(client, '^\[(.*)\]', 1)
                               when regexp_matches(client, '^[^:]+:\d+$') then split_part(client, ':', 1)
                               else client end""",
         # X-Forwarded-For, logged as X-Forwarded-For="a, b" or as a third quoted field: the client is the first
@@ -142,22 +202,13 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         "status_str": "status", "bytes_str": "nullif(bytes, '-')",
         "referrer": "nullif(nullif(referrer_q, ''), '-')", "user_agent": "nullif(nullif(agent_q, ''), '-')",
         "http_method": "nullif(method, '')", "uri_path": path,
-        "uri_query": "case when contains(uri, '?') then url_decode(nullif(substr(uri, strpos(uri, '?') + 1), '')) end", "host": "nullif(vhost, '')",
+        "uri_query": "case when contains(uri, '?') then " + _url_decode("nullif(substr(uri, strpos(uri, '?') + 1), '')") + " end",
+        "host": "nullif(vhost, '')",
         "action": action,
     }
-    _insert_proj(con, columns, parsed, params + [WEBLOG_LINE])
-    # Identical lines within one file are distinct requests: number the occurrences (only repeated
-    # lines need a window), so the same file delivered again repeats the same ids.
-    con.execute(
-        """
-        create or replace temp table _occ as
-        select file as ofile, line_no as oline, row_number() over (partition by file, event_id order by line_no) as occ
-        from _proj where (file, event_id) in (select (file, event_id) from _proj group by file, event_id having count(*) > 1)
-        """
-    )
-    con.execute("update _proj set event_id = left(event_id, length(event_id) - 1) || o.occ from _occ o "
-                "where o.ofile = _proj.file and o.oline = _proj.line_no and o.occ > 1")
-    con.execute("drop table if exists _occ")
+    if occ:
+        parsed += " left join _occ o on o.ofile = file and o.oline = line_no"
+    return _projection(ACCESS_STRINGS, columns, parsed), params + [WEBLOG_REQUEST, WEBLOG_LINE, WEBLOG_SIMPLE]
 
 
 # -------------------------------------------------------------------------------------- CloudTrail
@@ -187,19 +238,19 @@ def read_cloudtrail(con: duckdb.DuckDBPyConnection, files: list[Path], landing: 
             con.execute("insert into _file_errors values (?, ?)", [rel, "unparseable_cloudtrail_file:" + type(exc).__name__])
 
 
-def project_cloudtrail(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
-    _create_proj(con, AUDIT_STRINGS)
+def project_cloudtrail(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str, list]:
+    """The projection of the CloudTrail records (sql, params), over temp tables _ct and _ct_actions."""
     ct = policy.formats["cloudtrail"]
     con.execute("create or replace temp table _ct_actions (event_name varchar, action varchar)")
     if ct["event_actions"]:
         con.executemany("insert into _ct_actions values (?, ?)", [[k, v] for k, v in ct["event_actions"].items()])
     con.execute(
-        """
+        f"""
         create or replace temp table _ct as
         select file, line_no, line,
                coalesce(pre_reason, case when not json_valid(line) then 'invalid_json'
                                          when json_type(line) <> 'OBJECT' then 'not_an_object' end) as pre_reason
-        from _lines where pre_reason is not null or trim(line) <> ''
+        from _lines where pre_reason is not null or {_not_blank('line')}
         """
     )
     j = "json_extract_string(line, '{}')".format
@@ -227,88 +278,113 @@ def project_cloudtrail(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
                             when {j('$.errorCode')} is not null then 'error' else 'success' end""",
         "source_ip": j("$.sourceIPAddress"),
     }
-    _insert_proj(con, columns, "_ct", [ct["denied_error_codes"]])
-    con.execute("drop table if exists _ct; drop table if exists _ct_actions")
+    return _projection(AUDIT_STRINGS, columns, "_ct"), [ct["denied_error_codes"]]
 
 
 # ------------------------------------------------------------------------------------------ finish
 
-def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds: tuple[date, date]) -> None:
-    """Type and validate _proj into _parsed (the shape ingest.write_out publishes)."""
+def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds: tuple[date, date],
+           proj: tuple[str, list]) -> None:
+    """Type and validate a projection (sql, params) into _parsed (the shape ingest.write_out publishes)."""
     access = src is ACCESS
-    ip_col = "client_ip" if access else "source_ip"
     id_col = "event_id" if access else "audit_id"
-    con.execute(
-        f"""
-        create or replace temp table _ips as
-        select ip, sg_ip_ok(ip) as ok from (
-            select distinct {ip_col} as ip from _proj where {ip_col} is not null
-            {"union select distinct xff_first from _proj where xff_first is not null" if access else ""})
-        """
-    )
+    lo, hi = (f"date '{d.isoformat()}'" for d in bounds)
+    out_of_range = f"(ts::date < {lo} or ts::date > {hi})"
     if access:
-        client = ("case when xo.ok then p.xff_first else p.client_ip end")
+        # sg_ip_ok checks an IPv4 address in SQL and anything else with a colon in Python, which must see
+        # each distinct string once: rows whose client or X-Forwarded-For address has a colon (and that
+        # pass every earlier check) are held as '_ip_pending' and settled below, from the distinct strings.
+        client_ok = "sg_ip_ok(p.client_ip)"
+        colon = "coalesce(contains(p.client_ip, ':') or contains(p.xff_first, ':'), false)"
         # CloudFront's c-ip is an address; web servers may log a host name instead (kept, masked as such).
-        ip_rule = ("when not coalesce(io.ok, false) and (p.client_ip is null or ? = 'cdn' "
-                   "or not regexp_matches(p.client_ip, '^[A-Za-z0-9_.-]+$')) then 'invalid_client_ip'")
-        typed = f"""{client} as client_ip, p.event_id, p.user_id, p.session_id, p.device_id, p.email, p.country,
+        ip_rule = ("when not coalesce({ok}, false) and ({c} is null or " + ("true" if source == "cdn" else "false")
+                   + " or not regexp_matches({c}, '^[A-Za-z0-9_.-]+$')) then 'invalid_client_ip'").format
+        typed = f"""case when {colon} then null when sg_ip_ok(p.xff_first) then p.xff_first else p.client_ip end as client_ip,
+                    p.event_id, p.user_id, p.session_id, p.device_id, p.email, p.country,
                     p.user_agent, p.action, try_cast(p.status_str as integer) as status, p.content_id,
                     try_cast(p.bytes_str as bigint) as bytes, p.auth_token_id, p.purpose, p.http_method, p.uri_path,
                     p.uri_query, p.host, p.referrer"""
-        checks = f"""when try_cast(p.status_str as integer) is null or try_cast(p.status_str as integer) not between 0 and 599 then 'invalid_status'
-                     when p.bytes_str is not null and coalesce(try_cast(p.bytes_str as bigint), -1) < 0 then 'invalid_bytes'
-                     {ip_rule}"""
-        joins = "left join _ips io on io.ip = p.client_ip left join _ips xo on xo.ip = p.xff_first"
-        params: list = [source]
+        checks = """when try_cast(p.status_str as integer) is null or try_cast(p.status_str as integer) not between 0 and 599 then 'invalid_status'
+                    when p.bytes_str is not null and coalesce(try_cast(p.bytes_str as bigint), -1) < 0 then 'invalid_bytes'"""
+        last_check = f"when {colon} then '_ip_pending' {ip_rule(ok=client_ok, c='p.client_ip')}"
+        pending = (f", case when {colon} then p.client_ip end as client_pending, "
+                   f"case when {colon} then p.xff_first end as xff_pending")
     else:
         typed = """p.audit_id, p.actor_id, p.actor_role, p.action, p.subject_user_id,
                    try_cast(p.records_str as bigint) as records, p.ticket_id, p.source_ip, p.outcome,
                    p.event_name, p.identity_type"""
         checks = """when p.actor_id is null then 'missing_actor'
                     when p.source_ip is null then 'missing_source_ip'"""
-        joins = ""
-        params = []
+        last_check = pending = ""
     ts = ("case when p.ts_fmt = 'clf' then try_strptime(p.ts_str, '%d/%b/%Y:%H:%M:%S %z')::timestamp "
           "else try_cast(p.ts_str as timestamptz)::timestamp end")
+    # One pass from the lines to the typed rows; the text of a line is kept only where the quarantine
+    # may need it.
     con.execute(
         f"""
         create or replace temp table _parsed as
-        with t as (
-            select p.file, p.line_no, p.line, {ts} as ts, p.ts_str as ts_original, 0 as drift_fields, {typed},
-                   coalesce(p.pre_reason,
-                            case when p.{id_col} is null or trim(p.{id_col}) = '' then 'missing_{id_col}'
-                                 when p.ts_str is null then 'missing_ts'
-                                 when {ts} is null then 'invalid_ts'
-                                 {checks} end) as reason0
-            from _proj p {joins}
-        ),
-        r as (
+        select * exclude (line), case when reason is not null then line end as line, false as is_duplicate
+        from (
             select * exclude (reason0), ts::date as event_date,
-                   case when reason0 is null and (ts::date < ?::date or ts::date > ?::date) then 'ts_out_of_range'
-                        else reason0 end as reason
-            from t
-        ),
-        repeated as (
-            select {id_col} as rid from r where reason is null group by {id_col} having count(*) > 1
-        ),
-        d as (
-            -- among repeated ids only: a record repeated verbatim (a re-delivered file) is a duplicate ...
-            select file as dfile, line_no as dline, {id_col} as did,
-                   row_number() over (partition by {id_col}, md5(line) order by file, line_no) > 1 as dup
-            from r where reason is null and {id_col} in (select rid from repeated)
-        ),
-        v as (
+                   case when reason0 is null and {out_of_range} then 'ts_out_of_range' else reason0 end as reason
+            from (
+                select p.file, p.line_no, p.line, {ts} as ts, p.ts_str as ts_original, 0 as drift_fields, {typed},
+                       coalesce(p.pre_reason,
+                                case when p.{id_col} is null or {_blank(f"p.{id_col}")} then 'missing_{id_col}'
+                                     when p.ts_str is null then 'missing_ts'
+                                     when {ts} is null then 'invalid_ts'
+                                     {checks}
+                                     {last_check} end) as reason0 {pending}
+                from ({proj[0]}) p))
+        """,
+        proj[1],
+    )
+    if access and con.execute("select count(*) from _parsed where reason = '_ip_pending'").fetchone()[0]:
+        con.execute("create or replace temp table _ips as select ip, sg_ip_ok(ip) as ok from ("
+                    "select client_pending as ip from _parsed where contains(client_pending, ':') "
+                    "union select xff_pending from _parsed where contains(xff_pending, ':'))")
+
+        def ok(col: str, alias: str) -> str:
+            return f"case when contains(q.{col}, ':') then {alias}.ok else sg_ip_ok(q.{col}) end"
+
+        con.execute(
+            f"""
+            update _parsed set client_ip = s.client_ip, reason = s.reason from (
+                select q.file, q.line_no,
+                       case when {ok('xff_pending', 'xo')} then q.xff_pending else q.client_pending end as client_ip,
+                       case {ip_rule(ok=ok('client_pending', 'io'), c='q.client_pending')}
+                            when {out_of_range} then 'ts_out_of_range' end as reason
+                from _parsed q left join _ips io on io.ip = q.client_pending left join _ips xo on xo.ip = q.xff_pending
+                where q.reason = '_ip_pending') s
+            where s.file = _parsed.file and s.line_no = _parsed.line_no
+            """
+        )
+    # Only ids seen more than once among the valid rows need ranking: a hash aggregate over 64-bit hashes
+    # of the ids finds the candidates, an exact one over those the repeated ids, then small windows.
+    con.execute(f"create or replace temp table _rep as select {id_col} as rid from _parsed where reason is null "
+                f"and hash({id_col}) in (select hash({id_col}) from _parsed where reason is null group by 1 having count(*) > 1) "
+                f"group by {id_col} having count(*) > 1")
+    if con.execute("select count(*) from _rep").fetchone()[0]:
+        con.execute(
+            f"""
+            create or replace temp table _dup as
+            with d as (
+                -- among repeated ids only: a record repeated verbatim (a re-delivered file) is a duplicate ...
+                select p.file as dfile, p.line_no as dline, p.{id_col} as did,
+                       row_number() over (partition by p.{id_col}, md5(x.line) order by p.file, p.line_no) > 1 as dup
+                from _parsed p join _lines x on x.file = p.file and x.line_no = p.line_no
+                where p.reason is null and p.{id_col} in (select rid from _rep)
+            )
             -- ... while a different record reusing an id is a distinct event: its id gets a ~n suffix
             select *, case when not dup then row_number() over (partition by did, dup order by dfile, dline) end as variant
             from d
+            """
         )
-        select r.* exclude ({id_col}), coalesce(v.dup, false) as is_duplicate,
-               case when v.variant > 1 then r.{id_col} || '~' || v.variant else r.{id_col} end as {id_col}
-        from r left join v on v.dfile = r.file and v.dline = r.line_no
-        """,
-        params + [bounds[0], bounds[1]],
-    )
-    con.execute("drop table if exists _proj; drop table if exists _ips")
+        con.execute(f"update _parsed set is_duplicate = d.dup, "
+                    f"{id_col} = case when d.variant > 1 then {id_col} || '~' || d.variant else {id_col} end "
+                    "from _dup d where d.dfile = _parsed.file and d.dline = _parsed.line_no")
+    con.execute("drop table if exists _ips; drop table if exists _rep; drop table if exists _dup; drop table if exists _occ; "
+                "drop table if exists _ct; drop table if exists _ct_actions")
 
 
 def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Policy, first_day: date,
@@ -318,21 +394,21 @@ def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Pol
     if source == "cdn":
         files = ingest.list_files(folder, CDN_PATTERNS)
         ingest.read_lines(con, files, landing)
-        project_cdn(con, files, landing, policy)
+        proj = project_cdn(con, files, landing, policy)
         src = ACCESS
     elif source == "weblogs":
         files = ingest.list_files(folder, WEBLOG_PATTERNS)
         ingest.read_lines(con, files, landing)
-        project_weblogs(con, policy)
+        proj = project_weblogs(con, policy)
         src = ACCESS
     elif source == "cloudtrail":
         files = ingest.list_files(folder, CLOUDTRAIL_PATTERNS)
         read_cloudtrail(con, files, landing)
-        project_cloudtrail(con, policy)
+        proj = project_cloudtrail(con, policy)
         src = AUDIT
     else:
         raise ValueError(f"unknown log source {source!r}")
-    finish(con, src, source, bounds)
+    finish(con, src, source, bounds, proj)
     return ingest.write_out(con, src, source, first_day, last_day, len(files))
 
 
