@@ -135,6 +135,17 @@ def test_weblog_query_string_is_split_from_the_path(tmp_path, con) -> None:
                     ("/index.html", "next=/login", "browse")]
 
 
+def test_percent_escapes_that_are_not_utf8_stay_as_logged(tmp_path, con) -> None:
+    # Seen in a real Apache log: a query in Windows-1251 escapes; decoding it would not be UTF-8.
+    lines = [b'203.0.113.9 - - [29/Oct/2026:10:00:00 +0000] "GET /a/+%E8%F1%EF?q=%E4%E5 HTTP/1.1" 200 10 "-" "UA"',
+             b'203.0.113.9 - - [29/Oct/2026:10:00:01 +0000] "GET /b%20c?q=caf%C3%A9 HTTP/1.1" 200 10 "-" "UA"']
+    root = _landing(tmp_path, "weblogs", {"enc.log": b"\n".join(lines) + b"\n"})
+    stats = _load(con, root, "weblogs")
+    assert stats["rows_loaded"] == 2
+    rows = con.execute("select uri_path, uri_query from raw.access_events order by ts").fetchall()
+    assert rows == [("/a/+%E8%F1%EF", "q=%E4%E5"), ("/b c", "q=café")]
+
+
 def test_cloudfront_fields_header_decides_column_order(tmp_path, con) -> None:
     header = b"#Version: 1.0\n#Fields: time date x-edge-request-id sc-status c-ip cs-uri-stem cs(User-Agent) sc-bytes\n"
     rows = b"10:00:00\t2026-10-29\treq-1\t200\t203.0.113.5\t/v/seg-1.ts\tMy%20Player%2F1.0\t5000\n"

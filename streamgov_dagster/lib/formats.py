@@ -79,8 +79,10 @@ def _projection(strings: tuple[str, ...], columns: dict[str, str], source_sql: s
 
 
 def _url_decode(expr: str) -> str:
-    """url_decode(expr): it only rewrites %XX sequences, so a string without '%' is returned as it is."""
-    return f"(case when contains({expr}, '%') then url_decode({expr}) else {expr} end)"
+    """url_decode(expr): it only rewrites %XX sequences, so a string without '%' is returned as it is.
+    Escapes that decode to bytes which are not UTF-8 (e.g. %E8%F1 in Windows-1251, seen in real logs)
+    leave the value as logged: url_decode would otherwise fail the whole load."""
+    return f"(case when contains({expr}, '%') then coalesce(try(url_decode({expr})), {expr}) else {expr} end)"
 
 
 def _path_action(policy: Policy, path_sql: str) -> tuple[str, list[str]]:
