@@ -146,6 +146,17 @@ def test_percent_escapes_that_are_not_utf8_stay_as_logged(tmp_path, con) -> None
     assert rows == [("/a/+%E8%F1%EF", "q=%E4%E5"), ("/b c", "q=café")]
 
 
+def test_cloudtrail_line_that_is_not_json_is_quarantined(tmp_path, con) -> None:
+    good = (b'{"eventVersion":"1.08","eventID":"e-1","eventTime":"2026-10-29T10:00:00Z","eventName":"GetObject",'
+            b'"sourceIPAddress":"203.0.113.9","userIdentity":{"type":"IAMUser","userName":"alice"}}')
+    root = _landing(tmp_path, "cloudtrail", {"ct.jsonl": good + b"\nnot json\n[1, 2]\n"})
+    stats = _load(con, root, "cloudtrail")
+    assert (stats["rows_loaded"], stats["rows_quarantined"]) == (1, 2)
+    reasons = sorted(r[0] for r in con.execute("select reason from raw.quarantine_lines").fetchall())
+    assert reasons == ["invalid_json", "not_an_object"]
+    _ledger_balances(con)
+
+
 def test_cloudfront_fields_header_decides_column_order(tmp_path, con) -> None:
     header = b"#Version: 1.0\n#Fields: time date x-edge-request-id sc-status c-ip cs-uri-stem cs(User-Agent) sc-bytes\n"
     rows = b"10:00:00\t2026-10-29\treq-1\t200\t203.0.113.5\t/v/seg-1.ts\tMy%20Player%2F1.0\t5000\n"

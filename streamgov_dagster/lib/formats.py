@@ -249,13 +249,16 @@ def project_cloudtrail(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[
     con.execute(
         f"""
         create or replace temp table _ct as
-        select file, line_no, line,
-               coalesce(pre_reason, case when not json_valid(line) then 'invalid_json'
-                                         when json_type(line) <> 'OBJECT' then 'not_an_object' end) as pre_reason
-        from _lines where pre_reason is not null or {_not_blank('line')}
+        select *, case when pre_reason is null then line end as js from (
+            select file, line_no, line,
+                   coalesce(pre_reason, case when not json_valid(line) then 'invalid_json'
+                                             when json_type(line) <> 'OBJECT' then 'not_an_object' end) as pre_reason
+            from _lines where pre_reason is not null or {_not_blank('line')})
         """
     )
-    j = "json_extract_string(line, '{}')".format
+    # Fields are read from js, the text of valid records only: a line that is not JSON is quarantined,
+    # it must not reach the JSON functions (they raise on it and would fail the whole load).
+    j = "json_extract_string(js, '{}')".format
     columns = {
         "file": "file", "line_no": "line_no", "line": "line",
         "pre_reason": f"coalesce(pre_reason, case when {j('$.eventName')} is null then 'missing_eventName' end)",
