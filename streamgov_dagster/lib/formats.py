@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 from datetime import date
 from pathlib import Path
 
@@ -393,8 +394,11 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
 
 
 def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Policy, first_day: date,
-         last_day: date, bounds: tuple[date, date]) -> dict[str, int]:
-    """Load one log-format source (cdn | weblogs | cloudtrail) for days [first_day, last_day]."""
+         last_day: date, bounds: tuple[date, date], timings: dict[str, float] | None = None) -> dict[str, int]:
+    """Load one log-format source (cdn | weblogs | cloudtrail) for days [first_day, last_day].
+    `timings`, when given, receives the seconds spent parsing (read, project, type and validate) and
+    publishing (quarantine, ledger and the insert into the raw table)."""
+    started = time.perf_counter()
     folder = landing / source
     if source == "cdn":
         files = ingest.list_files(folder, CDN_PATTERNS)
@@ -414,7 +418,11 @@ def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Pol
     else:
         raise ValueError(f"unknown log source {source!r}")
     finish(con, src, source, bounds, proj)
-    return ingest.write_out(con, src, source, first_day, last_day, len(files))
+    parsed = time.perf_counter()
+    stats = ingest.write_out(con, src, source, first_day, last_day, len(files))
+    if timings is not None:
+        timings.update(parse_seconds=parsed - started, publish_seconds=time.perf_counter() - parsed)
+    return stats
 
 
 def landing_day_span(con: duckdb.DuckDBPyConnection, landing: Path) -> tuple[date, date] | None:

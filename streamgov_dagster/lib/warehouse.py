@@ -16,6 +16,8 @@ def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Every timestamp the warehouse stores is UTC; make the session agree. DuckDB's memory is capped
     (STREAMGOV_DUCKDB_MEMORY_LIMIT, default 4GB): beyond it, work spills to disk instead of growing."""
     con.execute("SET TimeZone = 'UTC'")
+    # The progress bar is for interactive shells; in a pipeline it only costs time (~0.5 s per 2M lines).
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET memory_limit = ?", [os.environ.get("STREAMGOV_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT])
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
