@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .ingest import ensure_shared_tables
+from .warehouse import temp_table_from_rows
 
 CONSENT_PURPOSES = ("personalization", "analytics", "advertising", "marketing_email")
 CONSENT_STATUSES = ("granted", "denied", "withdrawn")
@@ -252,9 +253,7 @@ def build_signal_mismatches(con: duckdb.DuckDBPyConnection, purpose_map: dict[st
             decoded.append((tc, True, [p for p, ids in purpose_map.items() if set(ids) <= granted]))
         except TCFError:
             decoded.append((tc, False, []))
-    con.execute("create or replace temp table _tc (tc_string varchar, decodable boolean, grants varchar[])")
-    if decoded:
-        con.executemany("insert into _tc values (?, ?, ?)", decoded)
+    temp_table_from_rows(con, "_tc", {"tc_string": "varchar", "decodable": "boolean", "grants": "varchar[]"}, decoded)
     con.execute("create or replace temp table _tcmap (purpose varchar)")
     con.executemany("insert into _tcmap values (?)", [[p] for p in purpose_map])
     con.execute(

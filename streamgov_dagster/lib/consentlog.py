@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .warehouse import temp_table_from_rows
+
 GENESIS = "0" * 64
 # The canonical encoding of a payload: a JSON object with these keys in this order (DuckDB to_json).
 PAYLOAD_JSON = ("to_json(struct_pack(changed_at := strftime(changed_at, '%Y-%m-%dT%H:%M:%S.%fZ'), "
@@ -62,8 +64,8 @@ def append_changes(con: duckdb.DuckDBPyConnection, key_id: str) -> int:
         row_hash = chain_hash(seq, payload_hash, prev)
         links.append((entry_key, seq, prev, row_hash))
         prev = row_hash
-    con.execute("create or replace temp table _links (entry_key varchar, seq bigint, prev_hash varchar, row_hash varchar)")
-    con.executemany("insert into _links values (?, ?, ?, ?)", links)
+    temp_table_from_rows(con, "_links", {"entry_key": "varchar", "seq": "bigint", "prev_hash": "varchar",
+                                         "row_hash": "varchar"}, links)
     con.execute(
         """
         insert into consent.consent_log

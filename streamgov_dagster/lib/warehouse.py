@@ -45,3 +45,20 @@ def column_types(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> lis
             [schema, table],
         ).fetchall()
     ]
+
+
+def temp_table_from_rows(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str], rows: list) -> None:
+    """Temp table `name` (columns: name -> SQL type) holding rows computed in Python, passed as one Arrow
+    batch: DuckDB's executemany inserts parameter rows one at a time (18 s for 25k rows here)."""
+    import pyarrow as pa
+
+    batch = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)}) if rows else None
+    select = ", ".join(f"{c}::{t} as {c}" for c, t in columns.items())
+    if batch is None:
+        con.execute(f"create or replace temp table {name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+        return
+    con.register(f"{name}_batch", batch)
+    try:
+        con.execute(f"create or replace temp table {name} as select {select} from {name}_batch")
+    finally:
+        con.unregister(f"{name}_batch")
