@@ -138,6 +138,10 @@ def _print_summary(settings: Settings) -> None:
     for name in ("compliance_report.html", "compliance_report.md", "access_audit_summary.csv",
                  "consent_management_log.csv"):
         print(f"  {settings.reports_dir / name}")
+    exports = settings.reports_dir / "dsar"
+    if exports.is_dir():
+        answered = sum(1 for p in exports.iterdir() if p.is_dir() and not p.name.startswith("."))
+        print(f"  {exports}/ ({answered} access-request export(s); `streamgov dsar status` lists every request)")
 
 
 def _read_only_warehouse():

@@ -249,3 +249,17 @@ def test_deadline_sensor_alerts_once(tmp_path: Path) -> None:
     sent = [json.loads(line) for line in alerts_path.read_text().splitlines()]
     assert [a["alert_id"] for a in sent] == ["dsar-due:R-near"]
     assert sent[0]["request_type"] == "erasure" and "u-secret-9" not in alerts_path.read_text()
+
+
+def test_cli_submit_run_and_status(env, capsys) -> None:
+    from streamgov_dagster.cli import main
+
+    _landing(env)
+    assert main(["dsar", "submit", "--type", "access", "--user-id", KEPT, "--request-id", "CLI-1"]) == 0
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "dsar_answered        1" in out and "1 access-request export(s)" in out
+    assert main(["dsar", "status"]) == 0
+    status = capsys.readouterr().out
+    assert "CLI-1" in status and "answered" in status and KEPT not in status
+    assert (env["reports"] / "dsar" / "CLI-1" / "manifest.json").exists()
