@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .warehouse import table_exists
+
 TREND_DAYS = 7
 
 
@@ -253,8 +255,7 @@ def kpis(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
     figures = {"violations": row[0], "high_or_critical": row[1], "rules_fired": row[2], "access_events": row[3],
                "audit_events": row[4], "lines_read": row[5], "lines_quarantined": row[6], "opt_in_rate_now": row[7],
                "consent_signal_mismatches": row[8]}
-    if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
-                   "and table_name = 'dsar_status'").fetchone()[0]:
+    if table_exists(con, "reports", "dsar_status"):
         d = con.execute("select count(*) filter (where status = 'open'), count(*) filter (where status = 'overdue'), "
                         "count(*) filter (where status in ('answered', 'answered_late')) from reports.dsar_status").fetchone()
         figures.update({"dsar_open": d[0], "dsar_overdue": d[1], "dsar_answered": d[2]})
@@ -280,16 +281,14 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
                       "max_severity from reports.top_subjects order by violations desc, subject").df()
     trend = con.execute("select * from reports.violation_trend order by rule_id").df()
     quality = (con.execute("select * from reports.detection_quality order by rule_id").df()
-               if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
-                              "and table_name = 'detection_quality'").fetchone()[0] else pd.DataFrame())
+               if table_exists(con, "reports", "detection_quality") else pd.DataFrame())
     consent_log = con.execute("select * from consent.consent_log order by seq").df()
     activity = con.execute("select * from reports.consent_activity order by day").df()
     mismatches = con.execute("select finding, purpose, count(*) as n from consent.signal_mismatches "
                              "group by all order by n desc").df()
     dsar_requests = (con.execute("select request_id, type, received_at, deadline, answered_at, status, "
                                  "days_to_deadline from reports.dsar_status order by deadline, request_id").df()
-                     if con.execute("select count(*) from information_schema.tables where table_schema = 'reports' "
-                                    "and table_name = 'dsar_status'").fetchone()[0] else pd.DataFrame())
+                     if table_exists(con, "reports", "dsar_status") else pd.DataFrame())
     k = figures
 
     paths = {
