@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from . import ingest
+from .ingest import sql_str
 from .consentlog import GENESIS, LOG_COLUMNS, PAYLOAD_JSON, chain_hash
 from .warehouse import table_exists
 
@@ -198,14 +199,15 @@ def suppress_parsed(con: duckdb.DuckDBPyConnection, access: bool) -> int:
 
 # ------------------------------------------------------------------------------------------ access
 
-def _export_queries(user_param: str = "?") -> dict[str, str]:
+def _export_queries(user: str) -> dict[str, tuple[str, str]]:
+    """name -> (source table, query) of the export files, for the user id given as a SQL literal."""
     return {
-        "access_events": f"select * exclude (source_file, source_line, drift_fields) from raw.access_events "
-                         f"where user_id = {user_param} order by ts, event_id",
-        "consent_history": f"select * from raw.consent_events where user_id = {user_param} "
-                           f"order by recorded_at, event_id",
-        "staff_access": f"select ts, actor_id, actor_role, action, outcome, ticket_id, records, source, audit_id "
-                        f"from raw.audit_events where subject_user_id = {user_param} order by ts, audit_id",
+        "access_events": ("raw.access_events", "select * exclude (source_file, source_line, drift_fields) "
+                          f"from raw.access_events where user_id = {user} order by ts, event_id"),
+        "consent_history": ("raw.consent_events", f"select * from raw.consent_events where user_id = {user} "
+                            "order by recorded_at, event_id"),
+        "staff_access": ("raw.audit_events", "select ts, actor_id, actor_role, action, outcome, ticket_id, records, "
+                         f"source, audit_id from raw.audit_events where subject_user_id = {user} order by ts, audit_id"),
     }
 
 
@@ -226,16 +228,15 @@ def answer_access_requests(con: duckdb.DuckDBPyConnection, reports_dir: Path) ->
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         counts = {}
-        for name, query in _export_queries().items():
-            table = query.split(" from ", 1)[1].split()[0]
+        for name, (table, query) in _export_queries(sql_str(user_id)).items():
             if not table_exists(con, *table.split(".")):
                 counts[name] = 0
                 (staging / f"{name}.csv").write_text("", encoding="utf-8")
                 continue
-            # COPY streams from DuckDB to the file: the user's rows never pass through Python.
-            con.execute(f"copy ({query.replace('?', _sql_str(user_id))}) to '{staging / (name + '.csv')}' "
-                        "(header, delimiter ',')")
-            counts[name] = int(con.execute(f"select count(*) from ({query})", [user_id]).fetchone()[0])
+            # COPY streams from DuckDB to the file (the user's rows never pass through Python) and
+            # answers with the number of rows it wrote.
+            counts[name] = int(con.execute(f"copy ({query}) to '{staging / (name + '.csv')}' "
+                                           "(header, delimiter ',')").fetchone()[0])
         answered_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         manifest = {"request_id": request_id, "type": "access", "received_at": received_at.isoformat() + "Z",
                     "deadline": deadline.isoformat() + "Z", "generated_at": answered_at.isoformat() + "Z",
@@ -255,10 +256,6 @@ def _safe_name(request_id: str) -> str:
     """A request id as a folder name: path separators and dots at the start are not allowed through."""
     cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in request_id).lstrip(".")
     return cleaned or "_"
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 # ----------------------------------------------------------------------------------------- erasure

@@ -101,7 +101,8 @@ def list_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     return sorted(found)
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
+    """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -175,18 +176,18 @@ def _field_checks(src: JsonSource) -> tuple[list[str], list[str]]:
             branches.append(f"when {present} and {t} not in ('BIGINT', 'UBIGINT') then 'invalid_type_{f.name}'")
         if f.kind == "timestamp":
             # most timestamps end in Z: only the others pay for the regular expression
-            branches.append(f"when right({v}, 1) not in ('Z', 'z') and not regexp_matches(trim({v}), {_sql_str(TS_WITH_OFFSET)}) then "
+            branches.append(f"when right({v}, 1) not in ('Z', 'z') and not regexp_matches(trim({v}), {sql_str(TS_WITH_OFFSET)}) then "
                             f"(case when try_cast({v} as timestamp) is not null then 'ts_without_offset' else 'invalid_ts' end)")
             branches.append(f"when try_cast(trim({v}) as timestamptz) is null then 'invalid_ts'")
         if f.allowed:
-            allowed = ", ".join(_sql_str(a) for a in f.allowed)
+            allowed = ", ".join(sql_str(a) for a in f.allowed)
             branches.append(f"when {present} and {v} not in ({allowed}) then 'invalid_{f.name}'")
         if f.minimum is not None:
             branches.append(f"when {present} and try_cast({v} as hugeint) < {int(f.minimum)} then 'invalid_{f.name}'")
         if f.maximum is not None:
             branches.append(f"when {present} and try_cast({v} as hugeint) > {int(f.maximum)} then 'invalid_{f.name}'")
         if f.pattern:
-            branches.append(f"when {present} and not regexp_matches({v}, {_sql_str(f.pattern)}) then 'invalid_{f.name}'")
+            branches.append(f"when {present} and not regexp_matches({v}, {sql_str(f.pattern)}) then 'invalid_{f.name}'")
         if f.kind == "ip":
             branches.append(f"when not coalesce(ip_ok[{i}], false) then 'invalid_{f.name}'")
         if f.kind == "timestamp":
@@ -203,8 +204,8 @@ def _field_checks(src: JsonSource) -> tuple[list[str], list[str]]:
 
 def parse(con: duckdb.DuckDBPyConnection, src: JsonSource, first_day: date, last_day: date) -> None:
     """Classify every line in _lines into temp table _parsed (reason null = valid)."""
-    paths = "[" + ", ".join(_sql_str(f"$.{f.name}") for f in src.fields) + "]"
-    known = "[" + ", ".join(_sql_str(f.name) for f in src.fields) + "]"
+    paths = "[" + ", ".join(sql_str(f"$.{f.name}") for f in src.fields) + "]"
+    known = "[" + ", ".join(sql_str(f.name) for f in src.fields) + "]"
     ip_fields = [i for i, f in enumerate(src.fields, start=1) if f.kind == "ip"]
     # Validity, the listed fields as strings and their JSON types, and the key list: one scan of the text.
     con.execute(
