@@ -15,9 +15,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .ingest import ensure_shared_tables
+from .policy import CONSENT_PURPOSES
 from .warehouse import temp_table_from_rows
 
-CONSENT_PURPOSES = ("personalization", "analytics", "advertising", "marketing_email")
 CONSENT_STATUSES = ("granted", "denied", "withdrawn")
 CONSENT_COLUMNS = ("event_id", "user_id", "purpose", "status", "recorded_at", "expires_at", "source",
                    "notice_version", "jurisdiction", "tc_string")
@@ -99,7 +99,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, url: str, lookback_days: int | None
                case when coalesce(trim(event_id), '') = '' then 'missing_event_id'
                     when coalesce(trim(user_id), '') = '' then 'missing_user_id'
                     when trim(user_id) in (select v from _erased) then '{ERASED}'
-                    when purpose is null or purpose not in ('personalization', 'analytics', 'advertising', 'marketing_email') then 'invalid_purpose'
+                    when purpose is null or purpose not in {CONSENT_PURPOSES!r} then 'invalid_purpose'
                     when status is null or status not in ('granted', 'denied', 'withdrawn') then 'invalid_status'
                     when recorded_at is null or not regexp_matches(trim(recorded_at), ?) or try_cast(trim(recorded_at) as timestamptz) is null then 'invalid_recorded_at'
                     when expires_at is not null and trim(expires_at) <> '' and (not regexp_matches(trim(expires_at), ?) or try_cast(trim(expires_at) as timestamptz) is null) then 'invalid_expires_at'
