@@ -31,7 +31,7 @@ import duckdb
 from . import ingest
 from .ingest import sql_str
 from .consentlog import GENESIS, LOG_COLUMNS, PAYLOAD_JSON, chain_hash
-from .warehouse import table_exists
+from .warehouse import table_exists, temp_table_from_rows
 
 DSAR_PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
 TYPES = ("access", "erasure")
@@ -452,16 +452,17 @@ def _redact_alerts(con: duckdb.DuckDBPyConnection, alerts_path: Path | None) -> 
 # ------------------------------------------------------------------------------------ verification
 
 def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path,
-                    alerts_path: Path | None) -> tuple[dict[str, int], set[str], list[str]]:
+                    alerts_path: Path | None) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
     """For every erasure not verified yet: count what still names the user (ids, emails, pseudonyms and
     their 12-character report prefixes) in every table of every zone, the report files and the alert
-    file. When clean, the requests are marked verified and their tokens leave the warehouse; the tokens
-    are returned so the caller can check the compacted file (`compact`, `file_hits`). Counts only."""
+    file. When clean, the requests are marked verified and their tokens leave the warehouse; the pending
+    rows (request_id, kind, token) are returned so the caller can check the compacted file (`compact`,
+    `file_hits`) and, should it fail, put them back (`mark_verified`). Counts only."""
     ensure_tables(con)
-    tokens = {r[0] for r in con.execute("select distinct token from raw.erasure_pending where token is not null").fetchall()}
-    requests = [r[0] for r in con.execute("select distinct request_id from raw.erasure_pending").fetchall()]
+    pending = con.execute("select request_id, kind, token from raw.erasure_pending where token is not null").fetchall()
+    tokens = {token for _, _, token in pending}
     if not tokens:
-        return {}, set(), requests
+        return {}, pending
     con.execute("create or replace temp table _tokens as select distinct token from raw.erasure_pending "
                 "where token is not null")
     hits: dict[str, int] = {}
@@ -488,22 +489,23 @@ def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         if n:
             hits[f"file:{path.name}"] = n
     if not hits:
-        mark_verified(con, True, tokens, requests)
-    return hits, tokens, requests
+        mark_verified(con, True, pending)
+    return hits, pending
 
 
-def mark_verified(con: duckdb.DuckDBPyConnection, verified: bool, tokens: set[str], requests: list[str]) -> None:
+def mark_verified(con: duckdb.DuckDBPyConnection, verified: bool, pending: list[tuple[str, str, str]]) -> None:
     """Verified: stamp the erasures and drop their tokens (before the file is compacted, so the tokens
     leave it too). Not verified after all (the compacted file still held a token): un-stamp them and put
-    the tokens back, so the next run checks again."""
+    the same pending rows back, so the next run checks each request again."""
+    requests = sorted({request_id for request_id, _, _ in pending})
     if verified:
         con.execute("update governance.dsar_log set verified_at = date_trunc('second', now()::timestamp) "
                     "where type = 'erasure' and verified_at is null and list_contains(?, request_id)", [requests])
         con.execute("delete from raw.erasure_pending")
         return
     con.execute("update governance.dsar_log set verified_at = null where list_contains(?, request_id)", [requests])
-    con.executemany("insert into raw.erasure_pending values (?, 'token', ?)",
-                    [[requests[0] if requests else "(recheck)", t] for t in tokens])
+    temp_table_from_rows(con, "_pending_back", {"request_id": "varchar", "kind": "varchar", "token": "varchar"}, pending)
+    con.execute("insert into raw.erasure_pending select * from _pending_back; drop table _pending_back")
 
 
 COMPACT_SCRIPT = """

@@ -112,9 +112,9 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
                          alert_sink: AlertSinkResource) -> dg.MaterializeResult:
     """After everything was rebuilt: what still names an erased user (hits per place, counts only)."""
     with warehouse(duckdb, governance) as con:
-        dsar.ensure_tables(con)
-        pending = con.execute("select count(distinct request_id) from raw.erasure_pending").fetchone()[0]
-        hits, tokens, requests = dsar.verify_erasures(con, Path(governance.reports_dir), alert_sink.file)
+        hits, pending_rows = dsar.verify_erasures(con, Path(governance.reports_dir), alert_sink.file)
+    pending = len({request_id for request_id, _, _ in pending_rows})
+    tokens = {token for _, _, token in pending_rows}
     compacted = None
     if tokens and not hits:
         # Deleted rows survive in the file's free blocks until it is rewritten: compact, then look at the bytes.
@@ -128,7 +128,7 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         compacted = problem is None
         if hits:
             with warehouse(duckdb, governance) as con:
-                dsar.mark_verified(con, False, tokens, requests)
+                dsar.mark_verified(con, False, pending_rows)
     with warehouse(duckdb, governance) as con:
         verified = con.execute("select count(*) from governance.dsar_log where type = 'erasure' "
                                "and verified_at is not null").fetchone()[0]
