@@ -166,3 +166,46 @@ def test_cloudfront_fields_header_decides_column_order(tmp_path, con) -> None:
     assert row == ("req-1", "2026-10-29 10:00:00", 200, "203.0.113.5", "play", "My Player/1.0", 5000)
     errors = dict(con.execute("select file, file_error from raw.ingest_ledger").fetchall())
     assert errors["cdn/notes.log"] == "not_cloudfront:missing_fields_header"
+
+
+def _policy_action(path: str | None) -> str:
+    import re
+    from urllib.parse import unquote
+
+    formats_policy = load_policy().formats
+    decoded = unquote(path or "")
+    for rule in formats_policy["path_actions"]:
+        if re.search(rule["pattern"], decoded):
+            return rule["action"]
+    return formats_policy["default_action"]
+
+
+def test_action_of_every_line_shape_follows_the_policy(tmp_path, con) -> None:
+    # The actions are looked up over the distinct paths of the common line shape; lines of other shapes
+    # (vhost, escaped quotes, a trailing field) take the expression itself: both must follow the policy.
+    paths = ["/login", "/Auth/Sign-In", "/v/1/seg-00042.ts", "/v/2/master.M3U8", "/search/", "/downloads/x",
+             "/account", "/api/v1/profile", "/", "/browse/home", "/%73earch", "/login.php"]
+    lines = []
+    for i, p in enumerate(paths):
+        lines.append(f'203.0.113.9 - - [29/Oct/2026:10:00:{i:02d} +0000] "GET {p}?a=b HTTP/1.1" 200 10 "-" "UA"')
+        lines.append(f'www.example.com:443 203.0.113.9 - - [29/Oct/2026:10:01:{i:02d} +0000] "GET {p} HTTP/1.1" 200 10 '
+                     f'"-" "UA \\"quoted\\""')
+    root = _landing(tmp_path, "weblogs", {"shapes.log": ("\n".join(lines) + "\n").encode()})
+    assert _load(con, root, "weblogs")["rows_loaded"] == 2 * len(paths)
+    got = con.execute("select uri_path, action from raw.access_events order by ts").fetchall()
+    assert [a for _, a in got] == [_policy_action(p) for _ in (0, 1) for p in paths]
+    header = b"#Version: 1.0\n#Fields: date time x-edge-request-id sc-status c-ip cs-uri-stem\n"
+    rows = "".join(f"2026-10-29\t10:00:{i:02d}\tr{i}\t200\t203.0.113.5\t{p}\n" for i, p in enumerate(paths)).encode()
+    root = _landing(tmp_path / "cf", "cdn", {"E1.2026-10-29.log": header + rows + b"2026-10-29\t11:00:00\trx\t200\t203.0.113.5\t-\n"})
+    _load(con, root, "cdn")
+    got = con.execute("select event_id, action from raw.access_events where source = 'cdn' order by ts").fetchall()
+    assert [a for _, a in got] == [_policy_action(p) for p in paths] + [_policy_action(None)]
+
+
+def test_policy_without_path_patterns_gives_the_default_action(tmp_path, con) -> None:
+    policy = load_policy()
+    policy.formats["path_actions"] = []
+    line = b'203.0.113.9 - - [29/Oct/2026:10:00:00 +0000] "GET /login HTTP/1.1" 200 10 "-" "UA"\n'
+    root = _landing(tmp_path, "weblogs", {"a.log": line})
+    formats.load(con, "weblogs", root, policy, BOUNDS[0], BOUNDS[1], BOUNDS)
+    assert con.execute("select action from raw.access_events").fetchall() == [(policy.formats["default_action"],)]
