@@ -96,16 +96,6 @@ def _path_action(policy: Policy, path_sql: str) -> tuple[str, list[str]]:
     return f"case {branches} else ? end", params + [policy.formats["default_action"]]
 
 
-def _action_lookup(con: duckdb.DuckDBPyConnection, policy: Policy, name: str, raw_paths_sql: str) -> None:
-    """Temp table `name` (raw, action): the action of every distinct raw path that raw_paths_sql selects.
-    A log repeats its paths (the same segments, pages and API calls), so the policy's regular expressions
-    run over the distinct paths, not over every line (they were a fifth of the parsing time); rows whose
-    path is not in the table fall back to the expression itself."""
-    action, params = _path_action(policy, _url_decode("raw"))
-    con.execute(f"create or replace temp table {name} as select raw, {action} as action "
-                f"from (select distinct ({raw_paths_sql}) as raw from _lines) where raw is not null", params)
-
-
 # --------------------------------------------------------------------------------------------- CDN
 
 def _fields_header(text: str) -> list[str] | None:
@@ -138,11 +128,7 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
         def f(name: str) -> str:
             return f"nullif(p[{pos[name]}], '-')" if name in pos else "null::varchar"
 
-        gi = len(selects)
-        if "cs-uri-stem" in pos:
-            _action_lookup(con, policy, f"_pa{gi}", f"nullif(split_part(line, chr(9), {pos['cs-uri-stem']}), '-')")
-        fallback, action_params = _path_action(policy, _url_decode(f('cs-uri-stem')))
-        action = f"coalesce(pa.action, {fallback})" if "cs-uri-stem" in pos else fallback
+        action, action_params = _path_action(policy, _url_decode(f('cs-uri-stem')))
         columns = {
             "file": "file", "line_no": "line_no", "line": "line",
             "pre_reason": f"coalesce(pre_reason, case when len(p) <> {len(fields)} then 'wrong_field_count' end)",
@@ -157,10 +143,9 @@ def project_cdn(con: duckdb.DuckDBPyConnection, files: list[Path], landing: Path
         }
         # The lines left in _lines all come from files with a header: one header needs no file filter.
         in_group = "" if len(groups) == 1 else f"file in ({', '.join('?' for _ in rels)}) and "
-        lookup = f" left join _pa{gi} pa on pa.raw = p[{pos['cs-uri-stem']}]" if "cs-uri-stem" in pos else ""
         selects.append(_projection(ACCESS_STRINGS, columns,
                                    f"(select *, string_split(line, chr(9)) as p from _lines where {in_group}"
-                                   f"(pre_reason is not null or ({_not_blank('line')} and line not like '#%'))){lookup}"))
+                                   f"(pre_reason is not null or ({_not_blank('line')} and line not like '#%')))"))
         params += action_params + (rels if in_group else [])
     if not selects:
         selects.append(_projection(ACCESS_STRINGS, {"file": "file", "line_no": "line_no"}, "_lines where false"))
@@ -203,10 +188,7 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
                                           from _lines where {keep})))))"""
     # the request target is path?query: the action is derived from the path alone
     path = _url_decode("nullif(split_part(uri, '?', 1), '')")
-    # the distinct paths of the common shape (the request's second word, before any '?')
-    _action_lookup(con, policy, "_pa_w", "split_part(split_part(split_part(line, '\"', 2), ' ', 2), '?', 1)")
-    fallback, params = _path_action(policy, path)
-    action = f"coalesce(pa.action, {fallback})"
+    action, params = _path_action(policy, path)
     columns = {
         "file": "file", "line_no": "line_no", "line": "line",
         "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
@@ -232,7 +214,6 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
     }
     if occ:
         parsed += " left join _occ o on o.ofile = file and o.oline = line_no"
-    parsed += " left join _pa_w pa on pa.raw = split_part(uri, '?', 1)"
     return _projection(ACCESS_STRINGS, columns, parsed), params + [WEBLOG_REQUEST, WEBLOG_LINE, WEBLOG_SIMPLE]
 
 
@@ -413,9 +394,6 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
                     "from _dup d where d.dfile = _parsed.file and d.dline = _parsed.line_no")
     con.execute("drop table if exists _ips; drop table if exists _rep; drop table if exists _dup; drop table if exists _occ; "
                 "drop table if exists _ct; drop table if exists _ct_actions")
-    for (name,) in con.execute("select table_name from duckdb_tables() where temporary and "
-                               "(table_name = '_pa_w' or regexp_matches(table_name, '^_pa\\d+$'))").fetchall():
-        con.execute(f"drop table {name}")
 
 
 def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Policy, first_day: date,
