@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig, warehouse
 from streamgov_dagster.lib import dsar
 
@@ -25,7 +25,7 @@ landing_dsar = dg.AssetSpec(
 
 @dg.asset(
     key=["raw", "dsar_requests"], deps=[landing_dsar], group_name="dsar", owners=OWNERS, kinds={"duckdb", "json"},
-    tags=tags("raw", True), pool=POOL,
+    tags=tags("raw", True), pool=STATE_POOL,
 )
 def raw_dsar_requests(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -38,7 +38,7 @@ def raw_dsar_requests(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["reports", "dsar_exports"], deps=[raw_dsar_requests, *RAW_SOURCES], group_name="dsar", owners=OWNERS,
-    kinds={"csv", "json"}, tags=tags("dsar_export", True), pool=POOL,
+    kinds={"csv", "json"}, tags=tags("dsar_export", True), pool=STATE_POOL,
 )
 def dsar_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                  governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -56,7 +56,7 @@ def dsar_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["governance", "erasures"], deps=[raw_dsar_requests, dsar_exports, *RAW_SOURCES], group_name="dsar",
-    owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=POOL,
+    owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=STATE_POOL,
 )
 def erasures(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig,
              alert_sink: AlertSinkResource) -> dg.MaterializeResult:
@@ -77,7 +77,7 @@ def erasures(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governan
 
 @dg.asset(
     key=["reports", "dsar_status"], deps=[dsar_exports, erasures], group_name="dsar", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("reports", False), pool=POOL,
+    kinds={"duckdb"}, tags=tags("reports", False), pool=STATE_POOL,
 )
 def dsar_status(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                 governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -103,7 +103,7 @@ def dsar_none_overdue(duckdb: DuckDBResource, governance: GovernanceConfig) -> d
 @dg.asset(
     key=["governance", "erasure_verification"],
     deps=[erasures, ["reports", "compliance_report"], ["governance", "pii_leak_scan"], ["consent", "consent_log"]],
-    group_name="dsar", owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=POOL,
+    group_name="dsar", owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=STATE_POOL,
     check_specs=[dg.AssetCheckSpec("erased_subjects_absent", asset=["governance", "erasure_verification"],
                                    description="No table of any zone, report file or alert holds the id, email or "
                                                "pseudonym of an erased user.")],

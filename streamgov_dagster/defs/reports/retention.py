@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, table_metadata, tags
+from streamgov_dagster.defs.common import OWNERS, STATE_POOL, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import retention
 
@@ -14,7 +14,7 @@ from streamgov_dagster.lib import retention
     key=["reports", "retention_status"],
     deps=[["raw", "access_events"], ["raw", "audit_events"], ["raw", "quarantine"], ["masked", "access_events"],
           ["masked", "audit_events"], ["governance", "violations"]],
-    group_name="reports", owners=OWNERS, kinds={"duckdb"}, tags=tags("reports", False), pool=POOL,
+    group_name="reports", owners=OWNERS, kinds={"duckdb"}, tags=tags("reports", False), pool=STATE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def retention_status(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -28,7 +28,7 @@ def retention_status(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.op(pool=POOL)
+@dg.op(pool=STATE_POOL)
 def purge_expired_data(context: dg.OpExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig) -> None:
     """Delete every row older than its dataset's retention (policies/retention.yaml)."""
     today = datetime.now(timezone.utc).date()
