@@ -99,6 +99,34 @@ def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
+CLAIMS = "raw.write_claims"
+
+
+def is_lake_session(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("select type from duckdb_databases() where database_name = current_database()").fetchone()
+    return bool(row) and row[0] == "ducklake"
+
+
+def begin(con: duckdb.DuckDBPyConnection, claim: str | None = None) -> None:
+    """BEGIN TRANSACTION; on DuckLake, with `claim`, one that two concurrent writers of the same shared state
+    cannot both commit.
+
+    Snapshot isolation does not serialize "delete these rows, insert their replacement" when there is
+    nothing to delete yet: two transactions then both only insert, DuckLake sees no conflict, and the rows
+    land twice (the per-file ingest ledger written by two partition runs at once, on a new table). So each
+    such transaction also updates the claim's row in raw.write_claims, which exists (committed) before it
+    begins: of two concurrent transactions that update it, DuckLake lets one commit and aborts the other,
+    whose step is then retried. The DuckDB file has one writer, so there the claim is not needed."""
+    lake = bool(claim) and is_lake_session(con)
+    if lake:
+        con.execute(f"create table if not exists {CLAIMS} (name varchar, claims bigint)")
+        con.execute(f"insert into {CLAIMS} select ?, 0 where not exists (select 1 from {CLAIMS} where name = ?)",
+                    [claim, claim])
+    con.execute("begin transaction")
+    if lake:
+        con.execute(f"update {CLAIMS} set claims = claims + 1 where name = ?", [claim])
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     row = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
