@@ -6,8 +6,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, STATE_POOL, table_metadata, tags
-from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import retention
+from streamgov_dagster.defs.resources import GovernanceConfig, target_of, warehouse
+from streamgov_dagster.lib import lake, retention
 
 
 @dg.asset(
@@ -35,7 +35,10 @@ def purge_expired_data(context: dg.OpExecutionContext, duckdb: DuckDBResource, g
     with warehouse(duckdb, governance) as con:
         deleted = retention.purge(con, governance.policy().retention, today)
         retention.build_report(con, governance.policy().retention, today)
-    context.log.info("purged: " + ", ".join(f"{t} {n}" for t, n in deleted.items()))
+        # On DuckLake the deleted rows stay readable in older snapshots (time travel) and their Parquet
+        # files until the history is purged; the DuckDB file keeps no history.
+        purged = lake.purge_history(con) if target_of(duckdb).is_lake else {}
+    context.log.info("purged: " + ", ".join(f"{t} {n}" for t, n in {**deleted, **purged}.items()))
 
 
 @dg.job(description="Purges data past its retention; the next governance run recomputes what depends on it.")
