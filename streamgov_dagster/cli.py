@@ -10,7 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from streamgov_dagster.lib.settings import Settings
+from streamgov_dagster.lib.settings import ConfigError, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -28,6 +28,13 @@ def _dagster_home() -> Path:
     if config.exists() and not (home / "dagster.yaml").exists():
         shutil.copyfile(config, home / "dagster.yaml")
     return home
+
+
+def _target(settings: Settings):
+    from streamgov_dagster.lib.warehouse import Target
+
+    return Target(backend=settings.warehouse, duckdb_path=str(settings.duckdb_path),
+                  catalog=settings.ducklake_catalog, data_path=settings.ducklake_data_path)
 
 
 def _day_span(settings: Settings) -> tuple[date, date]:
@@ -62,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not settings.pseudonym_key_set:
         print("WARNING: STREAMGOV_PSEUDONYM_KEY is not set. Pseudonyms use the public DEMO key (key id 'demo'):"
               " they are not protected. Set the variable for real data.", file=sys.stderr)
-    print(f"streamgov run: landing {settings.landing_dir}, days {first}..{last}, warehouse {settings.duckdb_path}")
+    print(f"streamgov run: landing {settings.landing_dir}, days {first}..{last}, warehouse {_target(settings).describe()}")
     instance = dg.DagsterInstance.get()
     job = defs().resolve_job_def("governance_job")
     # The full event stream is in the Dagster instance (`make ui`); the console shows warnings only.
@@ -90,15 +97,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _dispatch_alerts(settings: Settings, result, checks: list[dict]) -> int:
     """Send what the alert sensors would send, for a run made without the Dagster daemon. The sink's
     ledger keeps every alert to one delivery when the daemon's sensors see the same run."""
-    import duckdb
-
     from streamgov_dagster.lib import alerts, dsar
     from streamgov_dagster.lib.policy import load_policy
+    from streamgov_dagster.lib.warehouse import connect
 
     policy = load_policy(settings.policy_dir)
     payloads: list[dict] = []
     if result.success:
-        con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+        con = connect(_target(settings), read_only=True)
         try:
             payloads += alerts.violation_payloads(con, policy.min_alert_severity)
             payloads += dsar.deadline_payloads(con, policy.alerting["dsar_warning_days"])
@@ -117,11 +123,10 @@ def _dispatch_alerts(settings: Settings, result, checks: list[dict]) -> int:
 
 
 def _print_summary(settings: Settings) -> None:
-    import duckdb
-
     from streamgov_dagster.lib.reports import kpis
+    from streamgov_dagster.lib.warehouse import connect
 
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    con = connect(_target(settings), read_only=True)
     try:
         figures = kpis(con)
         by_rule = con.execute("select rule_id, severity, count(*) from governance.violations group by all "
@@ -145,14 +150,22 @@ def _print_summary(settings: Settings) -> None:
 
 
 def _read_only_warehouse():
-    """A read-only connection to the configured warehouse, or None (with a message) when it is absent."""
+    """A read-only connection to the configured warehouse, or None (with a message) when it is absent
+    or cannot be reached (the message never shows the DuckLake catalog's connection string)."""
     import duckdb
 
+    from streamgov_dagster.lib.warehouse import connect
+
     settings = Settings.from_env()
-    if not settings.duckdb_path.exists():
+    target = _target(settings)
+    if not target.is_lake and not settings.duckdb_path.exists():
         print(f"error: warehouse {settings.duckdb_path} does not exist; run `streamgov run` first", file=sys.stderr)
         return None
-    return duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        return connect(target, read_only=True)
+    except (duckdb.Error, ValueError, RuntimeError) as exc:
+        print(f"error: {target.describe()}: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -168,7 +181,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         while rows := cur.fetchmany(10_000):
             writer.writerows(rows)
     except duckdb.Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from streamgov_dagster.lib.warehouse import scrub
+
+        print(f"error: {scrub(exc, _target(Settings.from_env())) or exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         con.close()
@@ -324,7 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setenv("STREAMGOV_PSEUDONYM_KEY_ID", "test-2026")
     monkeypatch.delenv("STREAMGOV_CONSENT_DB_URL", raising=False)
     monkeypatch.delenv("STREAMGOV_POLICY_DIR", raising=False)
+    for name in ("STREAMGOV_WAREHOUSE", "STREAMGOV_DUCKLAKE_CATALOG", "STREAMGOV_DUCKLAKE_DATA_PATH"):
+        monkeypatch.delenv(name, raising=False)  # the DuckDB file unless a test chooses DuckLake
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
     return paths

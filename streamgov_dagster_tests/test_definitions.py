@@ -55,3 +55,37 @@ def test_checks_sensors_schedules_and_job() -> None:
             "streamgov_automation_sensor", "dsar_deadline_sensor"} <= sensors
     assert {s.name for s in d.schedules} == {"daily_governance_refresh", "daily_retention_purge"}
     assert d.resolve_job_def("retention_purge_job") is not None
+
+
+POOLS = """
+import json
+from streamgov_dagster.definitions import defs
+d = defs()
+checks = {key.name for key in d.resolve_asset_graph().asset_check_keys}
+nodes = d.resolve_job_def("governance_job").graph.node_defs
+print(json.dumps({node.name: [node.pool, any(node.name.endswith("_" + c) for c in checks)] for node in nodes}))
+"""
+
+
+def test_pools_follow_the_warehouse_backend() -> None:
+    """DuckDB file: every step in pool "duckdb" (one writer). DuckLake: the partitioned event-level assets and
+    the checks in no pool; the unpartitioned assets, which carry state between runs, in "ducklake_state".
+    Pools are fixed when the definitions load, so each backend is loaded in a fresh interpreter."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pools = {}
+    for backend in ("duckdb", "ducklake"):
+        env = {**os.environ, "STREAMGOV_WAREHOUSE": backend}
+        done = subprocess.run([sys.executable, "-c", POOLS], env=env, capture_output=True, text=True, check=True)
+        pools[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {pool for pool, _ in pools["duckdb"].values()} == {"duckdb"}
+    lake = pools["ducklake"]
+    partitioned = {"raw__access_events", "raw__audit_events", "masked__access_events", "masked__audit_events"}
+    checks = {n for n, (_, is_check) in lake.items() if is_check}
+    assert len(checks) >= 15
+    assert {n for n, (pool, _) in lake.items() if pool is None} == partitioned | checks
+    assert {pool for n, (pool, _) in lake.items() if n not in partitioned | checks} == {"ducklake_state"}
+    assert {"consent__consent_log", "governance__erasures", "raw__dsar_requests", "governance__violations"} <= set(lake)

@@ -3,11 +3,24 @@
 import dagster as dg
 import duckdb
 
+from streamgov_dagster.lib.settings import warehouse_backend
 from streamgov_dagster.lib.validation import validate
 from streamgov_dagster.lib.warehouse import column_types, row_count
 
 OWNERS = ["team:data-governance"]
-POOL = "duckdb"
+# Concurrency, by backend (read when the definitions load: the code server and the run workers must see the
+# same STREAMGOV_WAREHOUSE; the resources read it again at launch).
+# - DuckDB file: one writer per file. Every step that opens it runs in pool "duckdb", limited to 1 in
+#   dagster.yaml (POOL and STATE_POOL are the same pool).
+# - DuckLake: concurrent writers are settled at commit by the catalog (a losing commit is retried, see
+#   resources.warehouse). Event-level partitioned assets and the read-only checks run with no pool (POOL is
+#   None), so daily partitions load in parallel across runs and processes. The unpartitioned assets keep
+#   one writer at a time (STATE_POOL "ducklake_state", limit 1): they carry state from run to run (the consent
+#   log's hash chain, the DSAR intake and erasure register, the incremental consent copy, the violations'
+#   first-detection time), and snapshot isolation alone would let two runs both append entry N+1.
+BACKEND = warehouse_backend()
+POOL: str | None = "duckdb" if BACKEND == "duckdb" else None
+STATE_POOL = "duckdb" if BACKEND == "duckdb" else "ducklake_state"
 
 
 def tags(layer: str, pii: bool) -> dict[str, str]:

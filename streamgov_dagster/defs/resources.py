@@ -1,6 +1,7 @@
 """Every resource, configured from STREAMGOV_* environment variables through dg.EnvVar."""
 
 import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,12 @@ from streamgov_dagster.lib import alerts
 from streamgov_dagster.lib.policy import Policy, load_policy
 from streamgov_dagster.lib.pseudonym import register_udfs, unregister_udfs
 from streamgov_dagster.lib.settings import DEFAULTS, DEMO_KEY_ID, DEMO_PSEUDONYM_KEY, default_consent_url
-from streamgov_dagster.lib.warehouse import prepare
+from streamgov_dagster.lib.warehouse import Target, connect, is_write_conflict, prepare, scrub
+
+# A step whose DuckLake commit lost to a concurrent writer of the same table runs again (the assets are
+# idempotent: delete-then-insert of their partitions, or create-or-replace), after a short pause.
+CONFLICT_RETRIES = 10  # writers of one source's ledger commit in turn: room for several at once
+CONFLICT_WAIT_SECONDS = (1.0, 4.0)  # a random pause, so two losers do not retry in step
 
 
 class GovernanceConfig(dg.ConfigurableResource):
@@ -68,17 +74,76 @@ class AlertSinkResource(dg.ConfigurableResource):
         return alerts.send(Path(self.path), payloads, self.webhook_url, self.timeout_seconds)
 
 
-@contextmanager
-def warehouse(db: DuckDBResource, config: GovernanceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A warehouse connection with UTC session time and the pseudonym UDFs registered."""
-    Path(db.database).parent.mkdir(parents=True, exist_ok=True)
-    with db.get_connection() as con:
-        prepare(con)
-        register_udfs(con, config.key, config.erasure_key)
+class WarehouseResource(DuckDBResource):
+    """The warehouse: the DuckDB file `database` (backend `duckdb`, the default), or a DuckLake (backend
+    `ducklake`: the catalog `ducklake_catalog`, Parquet files under `ducklake_data_path`) attached to an
+    in-memory DuckDB session as its default catalog. Either way a DuckDB connection with the same schemas,
+    so every asset's SQL runs unchanged. It stays a DuckDBResource (key `duckdb`): DuckDB is the engine."""
+
+    backend: str = "duckdb"
+    ducklake_catalog: str | None = None
+    ducklake_data_path: str | None = None
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    @property
+    def target(self) -> Target:
+        return target_of(self)
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.target.is_lake:
+            # The DuckDB file: DuckDBResource's connect, which waits (with backoff) for a lock held elsewhere.
+            with super().get_connection() as con:
+                yield con
+            return
+        con = connect(self.target)
         try:
             yield con
         finally:
-            unregister_udfs(con)
+            con.close()
+
+
+def target_of(db: DuckDBResource) -> Target:
+    """Where a resource's warehouse is; a plain DuckDBResource is the DuckDB file."""
+    return Target(backend=(getattr(db, "backend", None) or "duckdb").strip().lower(), duckdb_path=db.database,
+                  catalog=getattr(db, "ducklake_catalog", None), data_path=getattr(db, "ducklake_data_path", None))
+
+
+def read_only_connection(db: DuckDBResource) -> duckdb.DuckDBPyConnection:
+    """A read-only session on the resource's warehouse (sensors): no lock taken on the DuckDB file beyond
+    a reader's, and a DuckLake attached READ_ONLY."""
+    return connect(target_of(db), read_only=True)
+
+
+@contextmanager
+def warehouse(db: DuckDBResource, config: GovernanceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A warehouse connection with UTC session time and the pseudonym UDFs registered. On DuckLake, a commit
+    that conflicts with a concurrent writer asks Dagster to run the step again instead of failing it."""
+    if not target_of(db).is_lake:
+        Path(db.database).parent.mkdir(parents=True, exist_ok=True)
+    scrubbed = None
+    try:
+        with db.get_connection() as con:
+            prepare(con)
+            register_udfs(con, config.key, config.erasure_key)
+            try:
+                yield con
+            finally:
+                unregister_udfs(con)
+    except duckdb.Error as exc:
+        if is_write_conflict(exc):
+            raise dg.RetryRequested(max_retries=CONFLICT_RETRIES,
+                                     seconds_to_wait=random.uniform(*CONFLICT_WAIT_SECONDS)) from exc
+        scrubbed = scrub(exc, target_of(db))
+        if scrubbed is None:
+            raise
+    if scrubbed is not None:
+        # A lost catalog connection is reported with its connection string (and any password in it): the
+        # event log gets the error without it, and without the original chained to it.
+        raise scrubbed
 
 
 def _env(name: str, default: str | None = None) -> dg.EnvVar | str | None:
@@ -91,7 +156,12 @@ def _env(name: str, default: str | None = None) -> dg.EnvVar | str | None:
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
-            "duckdb": DuckDBResource(database=_env("STREAMGOV_DUCKDB_PATH", DEFAULTS["STREAMGOV_DUCKDB_PATH"])),
+            "duckdb": WarehouseResource(
+                database=_env("STREAMGOV_DUCKDB_PATH", DEFAULTS["STREAMGOV_DUCKDB_PATH"]),
+                backend=_env("STREAMGOV_WAREHOUSE", DEFAULTS["STREAMGOV_WAREHOUSE"]),
+                ducklake_catalog=_env("STREAMGOV_DUCKLAKE_CATALOG"),
+                ducklake_data_path=_env("STREAMGOV_DUCKLAKE_DATA_PATH"),
+            ),
             "governance": GovernanceConfig(
                 landing_dir=_env("STREAMGOV_LANDING_DIR", DEFAULTS["STREAMGOV_LANDING_DIR"]),
                 reports_dir=_env("STREAMGOV_REPORTS_DIR", DEFAULTS["STREAMGOV_REPORTS_DIR"]),

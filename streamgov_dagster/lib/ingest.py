@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from .warehouse import begin
+
 ACCESS_ACTIONS = ("login", "logout", "play", "stop", "browse", "search", "download", "profile_view",
                   "profile_update", "api")
 PURPOSES = ("service", "personalization", "analytics", "advertising")
@@ -345,7 +347,8 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
     names = [name for name, _ in raw_columns(src)]
     renames = {"source_file": "file", "source_line": "line_no", "source": "?"}
     select = ", ".join(renames.get(n, n) for n in names)
-    con.execute("begin transaction")
+    # The source's ledger and undated quarantine rows are shared by every partition run of the source.
+    begin(con, claim=f"ingest:{source}")
     try:
         con.execute(f"delete from {src.table} where event_date between ? and ? and source = ?",
                     [first_day, last_day, source])

@@ -56,7 +56,10 @@ UDF_NAMES = ("sg_pseudonym", "sg_pseudonym_email", "sg_erasure_hash", "sg_trunca
 
 def unregister_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """UDFs live in the database instance, which other connections of this process share: remove
-    them when done, so a later connection registers its own key."""
+    them when done, so a later connection registers its own key. While a query result is still pending
+    on the connection, remove_function silently leaves the function in place: run a statement first,
+    which closes it (a DuckLake session shares one instance across steps, so this matters there)."""
+    con.execute("select 1").fetchall()
     for name in UDF_NAMES:
         try:
             con.remove_function(name)

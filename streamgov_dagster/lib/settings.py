@@ -15,7 +15,11 @@ DEMO_KEY_ID = "demo"
 # The erasure register's key: separate from the pseudonym key, so the register cannot be joined to pseudonyms.
 DEMO_ERASURE_KEY = "streamgov-demo-erasure-key-NOT-FOR-PRODUCTION"
 
+# The warehouse backends: the embedded DuckDB file, or DuckLake (a catalog database plus Parquet files).
+BACKENDS = ("duckdb", "ducklake")
+
 DEFAULTS: dict[str, str] = {
+    "STREAMGOV_WAREHOUSE": "duckdb",
     "STREAMGOV_LANDING_DIR": "data/landing",
     "STREAMGOV_DUCKDB_PATH": "data/warehouse.duckdb",
     "STREAMGOV_REPORTS_DIR": "data/reports",
@@ -30,6 +34,18 @@ def env(name: str) -> str | None:
     return value if value is not None else DEFAULTS.get(name)
 
 
+class ConfigError(ValueError):
+    """A STREAMGOV_* variable holds a value the product cannot use."""
+
+
+def warehouse_backend() -> str:
+    """STREAMGOV_WAREHOUSE: `duckdb` (default) or `ducklake`; anything else is a configuration error."""
+    backend = (env("STREAMGOV_WAREHOUSE") or "").strip().lower()
+    if backend not in BACKENDS:
+        raise ConfigError(f"STREAMGOV_WAREHOUSE must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    return backend
+
+
 def default_consent_url(landing_dir: str | Path) -> str:
     return f"sqlite:///{Path(landing_dir).resolve() / 'consent.db'}"
 
@@ -37,7 +53,10 @@ def default_consent_url(landing_dir: str | Path) -> str:
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
+    warehouse: str
     duckdb_path: Path
+    ducklake_catalog: str | None
+    ducklake_data_path: str | None
     reports_dir: Path
     alerts_path: Path
     consent_db_url: str
@@ -51,7 +70,10 @@ class Settings:
         policy = env("STREAMGOV_POLICY_DIR")
         return cls(
             landing_dir=landing,
+            warehouse=warehouse_backend(),
             duckdb_path=Path(env("STREAMGOV_DUCKDB_PATH")),
+            ducklake_catalog=env("STREAMGOV_DUCKLAKE_CATALOG"),
+            ducklake_data_path=env("STREAMGOV_DUCKLAKE_DATA_PATH"),
             reports_dir=Path(env("STREAMGOV_REPORTS_DIR")),
             alerts_path=Path(env("STREAMGOV_ALERTS_PATH")),
             consent_db_url=env("STREAMGOV_CONSENT_DB_URL") or default_consent_url(landing),

@@ -1,12 +1,87 @@
-"""Warehouse layout: the DuckDB schemas (one per layer) and connection set-up."""
+"""Warehouse layout: the DuckDB schemas (one per layer), where the warehouse is, and connection set-up.
+
+Two backends hold the same schemas and tables: the embedded DuckDB file (default), or a DuckLake (a
+catalog database plus Parquet files, lib/lake.py) attached to an in-memory DuckDB session and made its
+default catalog. Either way the SQL is the same DuckDB SQL on schema-qualified names (raw.access_events,
+masked.*, ...), and temp tables live in the session's own temp catalog.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import duckdb
 
 SCHEMAS = ("raw", "consent", "governance", "masked", "reports")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the warehouse is: `backend` duckdb (the file `duckdb_path`) or ducklake (`catalog`, the DuckLake
+    catalog connection string, which may hold a password and is never printed; `data_path`, a folder or URL)."""
+
+    backend: str
+    duckdb_path: str
+    catalog: str | None = None
+    data_path: str | None = None
+
+    @property
+    def is_lake(self) -> bool:
+        return self.backend == "ducklake"
+
+    def describe(self) -> str:
+        """For messages and metadata: never the catalog connection string."""
+        if not self.is_lake:
+            return f"DuckDB file {self.duckdb_path}"
+        from .lake import catalog_kind
+
+        return f"DuckLake ({catalog_kind(self.catalog)} catalog, data path {self.data_path or 'as recorded in the catalog'})"
+
+
+def connect(target: Target, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The one place a warehouse session is opened, for both backends (the Dagster resource, the CLI and
+    the sensors come here). A DuckLake session is an in-memory DuckDB with the lake attached and in USE."""
+    if target.is_lake:
+        from .lake import connect as lake_connect
+
+        return lake_connect(target.catalog, target.data_path, read_only=read_only)
+    if target.backend != "duckdb":
+        raise ValueError(f"unknown warehouse backend {target.backend!r} (duckdb or ducklake)")
+    return duckdb.connect(target.duckdb_path, read_only=read_only)
+
+
+def scrub(exc: BaseException, target: Target) -> BaseException | None:
+    """For an error naming the DuckLake catalog's connection string: the same error without it (and without
+    any password), to raise instead. None when there is nothing to hide."""
+    if not target.is_lake or not target.catalog:
+        return None
+    from .lake import redact
+
+    text = str(exc)
+    clean = redact(text, target.catalog)
+    if clean == text:
+        return None
+    try:
+        return type(exc)(clean)
+    except Exception:  # noqa: BLE001 - an exception type that cannot be built from a message
+        return RuntimeError(clean)
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A commit that lost to a concurrent writer of the same DuckLake table (DuckLake detects it at commit
+    and aborts the transaction). The asset is idempotent, so the step can simply run again. The conflict
+    may be the context of a later error (the ROLLBACK that follows a failed COMMIT), so the chain is walked."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        text = str(seen)
+        if isinstance(seen, duckdb.TransactionException) and (
+                "conflict" in text.lower() or "maximum retry count" in text):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 DEFAULT_MEMORY_LIMIT = "4GB"
@@ -22,6 +97,34 @@ def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return con
+
+
+CLAIMS = "raw.write_claims"
+
+
+def is_lake_session(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("select type from duckdb_databases() where database_name = current_database()").fetchone()
+    return bool(row) and row[0] == "ducklake"
+
+
+def begin(con: duckdb.DuckDBPyConnection, claim: str | None = None) -> None:
+    """BEGIN TRANSACTION; on DuckLake, with `claim`, one that two concurrent writers of the same shared state
+    cannot both commit.
+
+    Snapshot isolation does not serialize "delete these rows, insert their replacement" when there is
+    nothing to delete yet: two transactions then both only insert, DuckLake sees no conflict, and the rows
+    land twice (the per-file ingest ledger written by two partition runs at once, on a new table). So each
+    such transaction also updates the claim's row in raw.write_claims, which exists (committed) before it
+    begins: of two concurrent transactions that update it, DuckLake lets one commit and aborts the other,
+    whose step is then retried. The DuckDB file has one writer, so there the claim is not needed."""
+    lake = bool(claim) and is_lake_session(con)
+    if lake:
+        con.execute(f"create table if not exists {CLAIMS} (name varchar, claims bigint)")
+        con.execute(f"insert into {CLAIMS} select ?, 0 where not exists (select 1 from {CLAIMS} where name = ?)",
+                    [claim, claim])
+    con.execute("begin transaction")
+    if lake:
+        con.execute(f"update {CLAIMS} set claims = claims + 1 where name = ?", [claim])
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

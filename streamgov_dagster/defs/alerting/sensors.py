@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.jobs import governance_job
 from streamgov_dagster.defs.reports.retention import retention_purge_job
-from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig
+from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig, read_only_connection
 from streamgov_dagster.lib.alerts import check_failure_payload, run_failure_payload, violation_payloads
 from streamgov_dagster.lib.dsar import deadline_payloads
 
@@ -36,7 +36,7 @@ def violation_alert_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBRe
     watermark = datetime.fromisoformat(cursor["watermark"]) if cursor["watermark"] else None
     since = watermark - REEXAMINE if watermark else None
     try:
-        con = duckdb_lib.connect(duckdb.database, read_only=True)
+        con = read_only_connection(duckdb)
     except duckdb_lib.Error:
         return dg.SkipReason("the warehouse is locked by a writer; retrying on the next tick")
     try:
@@ -60,7 +60,7 @@ def dsar_deadline_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBReso
                          governance: GovernanceConfig, alert_sink: AlertSinkResource) -> dg.SkipReason | None:
     # Time-driven, not run-driven: the deadline approaches whether or not a run happens.
     try:
-        con = duckdb_lib.connect(duckdb.database, read_only=True)
+        con = read_only_connection(duckdb)
     except duckdb_lib.Error:
         return dg.SkipReason("the warehouse is absent or locked by a writer; retrying on the next tick")
     try:

@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import rules
 
@@ -12,7 +12,7 @@ from streamgov_dagster.lib import rules
     key=["governance", "violations"],
     deps=[["raw", "access_events"], ["raw", "audit_events"], ["raw", "staff_directory"], ["consent", "consent_state"],
           ["governance", "erasures"]],
-    group_name="audit", owners=OWNERS, kinds={"duckdb", "sql"}, tags=tags("governance", False), pool=POOL,
+    group_name="audit", owners=OWNERS, kinds={"duckdb", "sql"}, tags=tags("governance", False), pool=STATE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def violations(context: dg.AssetExecutionContext, duckdb: DuckDBResource,

@@ -3,14 +3,14 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import consent, consentlog
 
 
 @dg.asset(
     key=["consent", "consent_state"], deps=[["raw", "consent_events"], ["governance", "erasures"]], group_name="consent", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("consent", True), pool=POOL,
+    kinds={"duckdb"}, tags=tags("consent", True), pool=STATE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def consent_state(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -26,7 +26,7 @@ def consent_state(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["consent", "consent_log"], deps=[consent_state], group_name="consent", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("consent", True), pool=POOL,
+    kinds={"duckdb"}, tags=tags("consent", True), pool=STATE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def consent_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -42,7 +42,7 @@ def consent_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["consent", "signal_mismatches"], deps=[["raw", "consent_events"], ["governance", "erasures"]], group_name="consent", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("consent", False), pool=POOL, automation_condition=dg.AutomationCondition.eager(),
+    kinds={"duckdb"}, tags=tags("consent", False), pool=STATE_POOL, automation_condition=dg.AutomationCondition.eager(),
 )
 def signal_mismatches(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -109,7 +109,7 @@ def consent_log_chain_intact(duckdb: DuckDBResource, governance: GovernanceConfi
                           description="Every row had valid consent at its instant, and no consented event is missing.")
         for purpose in consent.GATED_PURPOSES
     ],
-    pool=POOL,
+    pool=STATE_POOL,
 )
 def consent_gated_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
     """Consent-gated datasets, rebuilt every run so a withdrawal keeps later events out at once."""

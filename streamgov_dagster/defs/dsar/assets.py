@@ -10,9 +10,10 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
-from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig, warehouse
+from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.resources import AlertSinkResource, GovernanceConfig, target_of, warehouse
 from streamgov_dagster.lib import dsar
+from streamgov_dagster.lib import lake as lake_lib
 
 RAW_SOURCES = [["raw", "access_events"], ["raw", "audit_events"], ["raw", "consent_events"]]
 
@@ -25,7 +26,7 @@ landing_dsar = dg.AssetSpec(
 
 @dg.asset(
     key=["raw", "dsar_requests"], deps=[landing_dsar], group_name="dsar", owners=OWNERS, kinds={"duckdb", "json"},
-    tags=tags("raw", True), pool=POOL,
+    tags=tags("raw", True), pool=STATE_POOL,
 )
 def raw_dsar_requests(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -38,7 +39,7 @@ def raw_dsar_requests(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["reports", "dsar_exports"], deps=[raw_dsar_requests, *RAW_SOURCES], group_name="dsar", owners=OWNERS,
-    kinds={"csv", "json"}, tags=tags("dsar_export", True), pool=POOL,
+    kinds={"csv", "json"}, tags=tags("dsar_export", True), pool=STATE_POOL,
 )
 def dsar_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                  governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -56,7 +57,7 @@ def dsar_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["governance", "erasures"], deps=[raw_dsar_requests, dsar_exports, *RAW_SOURCES], group_name="dsar",
-    owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=POOL,
+    owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=STATE_POOL,
 )
 def erasures(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig,
              alert_sink: AlertSinkResource) -> dg.MaterializeResult:
@@ -77,7 +78,7 @@ def erasures(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governan
 
 @dg.asset(
     key=["reports", "dsar_status"], deps=[dsar_exports, erasures], group_name="dsar", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("reports", False), pool=POOL,
+    kinds={"duckdb"}, tags=tags("reports", False), pool=STATE_POOL,
 )
 def dsar_status(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                 governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -103,7 +104,7 @@ def dsar_none_overdue(duckdb: DuckDBResource, governance: GovernanceConfig) -> d
 @dg.asset(
     key=["governance", "erasure_verification"],
     deps=[erasures, ["reports", "compliance_report"], ["governance", "pii_leak_scan"], ["consent", "consent_log"]],
-    group_name="dsar", owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=POOL,
+    group_name="dsar", owners=OWNERS, kinds={"duckdb"}, tags=tags("governance", False), pool=STATE_POOL,
     check_specs=[dg.AssetCheckSpec("erased_subjects_absent", asset=["governance", "erasure_verification"],
                                    description="No table of any zone, report file or alert holds the id, email or "
                                                "pseudonym of an erased user.")],
@@ -111,12 +112,21 @@ def dsar_none_overdue(duckdb: DuckDBResource, governance: GovernanceConfig) -> d
 def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig,
                          alert_sink: AlertSinkResource) -> dg.MaterializeResult:
     """After everything was rebuilt: what still names an erased user (hits per place, counts only)."""
+    lake = target_of(duckdb).is_lake
     with warehouse(duckdb, governance) as con:
         hits, pending_rows = dsar.verify_erasures(con, Path(governance.reports_dir), alert_sink.file)
+        tokens = {token for _, _, token in pending_rows}
+        purged: dict[str, int] = {}
+        if lake and tokens and not hits:
+            # DuckLake keeps deleted rows in their Parquet files and in older snapshots: purge them with
+            # DuckLake's own maintenance, then read every file left under the data path.
+            purged = lake_lib.purge_history(con, tokens)
+            hits.update(lake_lib.data_file_hits(con, tokens))
+            if hits:
+                dsar.mark_verified(con, False, pending_rows)
     pending = len({request_id for request_id, _, _ in pending_rows})
-    tokens = {token for _, _, token in pending_rows}
-    compacted = None
-    if tokens and not hits:
+    compacted = bool(purged) if lake else None
+    if tokens and not hits and not lake:
         # Deleted rows survive in the file's free blocks until it is rewritten: compact, then look at the bytes.
         db_path = Path(duckdb.database)
         problem = dsar.compact(db_path)
@@ -134,7 +144,7 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
                                "and verified_at is not null").fetchone()[0]
     return dg.MaterializeResult(
         metadata={"erasures_checked": int(pending), "erasures_verified_total": int(verified),
-                  "warehouse_compacted": bool(compacted),
+                  "warehouse_compacted": bool(compacted), **{f"lake/{k}": v for k, v in purged.items()},
                   "hits": sum(hits.values()), **{f"hits/{k}": v for k, v in hits.items()}},
         check_results=[dg.AssetCheckResult(check_name="erased_subjects_absent", passed=not hits,
                                            metadata={"hits": sum(hits.values()), "places": len(hits)})],

@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.partitions import daily_partitions, day_range, partition_bounds
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import consent, directory, formats, ingest
@@ -77,7 +77,7 @@ def raw_audit_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["raw", "staff_directory"], deps=[landing_directory], group_name="raw", owners=OWNERS,
-    kinds={"duckdb", "csv"}, tags=tags("raw", True), pool=POOL,
+    kinds={"duckdb", "csv"}, tags=tags("raw", True), pool=STATE_POOL,
 )
 def raw_staff_directory(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                         governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -90,7 +90,7 @@ def raw_staff_directory(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
 
 @dg.asset(
     key=["raw", "consent_events"], deps=[landing_consent], group_name="raw", owners=OWNERS,
-    kinds={"duckdb", "sqlite"}, tags=tags("raw", True), pool=POOL,
+    kinds={"duckdb", "sqlite"}, tags=tags("raw", True), pool=STATE_POOL,
     check_specs=[dg.AssetCheckSpec("consent_events_source_available", asset=["raw", "consent_events"],
                                    description="The consent source was readable and not empty; otherwise "
                                                "nobody has consent (fail closed).")],
@@ -118,7 +118,7 @@ def raw_consent_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     key=["raw", "quarantine"],
     deps=[raw_access_events, raw_audit_events, raw_staff_directory, raw_consent_events, ["raw", "dsar_requests"],
           ["governance", "erasures"]],
-    group_name="raw", owners=OWNERS, kinds={"duckdb"}, tags=tags("quarantine", True), pool=POOL,
+    group_name="raw", owners=OWNERS, kinds={"duckdb"}, tags=tags("quarantine", True), pool=STATE_POOL,
 )
 def raw_quarantine(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                    governance: GovernanceConfig) -> dg.MaterializeResult:
@@ -134,7 +134,7 @@ def raw_quarantine(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["governance", "ingestion_summary"], deps=[raw_quarantine], group_name="raw", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("governance", False), pool=POOL,
+    kinds={"duckdb"}, tags=tags("governance", False), pool=STATE_POOL,
 )
 def ingestion_summary(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       governance: GovernanceConfig) -> dg.MaterializeResult:

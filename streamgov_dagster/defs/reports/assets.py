@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import leakguard, quality, reports
 
@@ -32,7 +32,7 @@ _DESCRIPTIONS = {
                      automation_condition=dg.AutomationCondition.eager())
         for name in REPORT_TABLES
     ],
-    pool=POOL,
+    pool=STATE_POOL,
 )
 def report_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
     """The KPI tables behind the compliance report."""
@@ -52,7 +52,7 @@ PUBLISHED = ([["reports", n] for n in REPORT_TABLES]
 
 @dg.asset(
     key=["governance", "pii_leak_scan"], deps=PUBLISHED, group_name="reports", owners=OWNERS, kinds={"duckdb"},
-    tags=tags("governance", False), pool=POOL,
+    tags=tags("governance", False), pool=STATE_POOL,
     check_specs=[dg.AssetCheckSpec("pii_leak_scan_clean", asset=["governance", "pii_leak_scan"], blocking=True,
                                    description="No published table holds a raw identifier or a personal-data pattern; "
                                                "a hit stops the run before the report files are written.")],
@@ -83,7 +83,7 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 @dg.asset(
     key=["reports", "compliance_report"],
     deps=PUBLISHED + [["governance", "pii_leak_scan"]],
-    group_name="reports", owners=OWNERS, kinds={"html", "markdown", "csv"}, tags=tags("reports", False), pool=POOL,
+    group_name="reports", owners=OWNERS, kinds={"html", "markdown", "csv"}, tags=tags("reports", False), pool=STATE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -117,7 +117,7 @@ def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 @dg.asset(
     key=["reports", "detection_quality"], deps=[["governance", "violations"]], group_name="reports", owners=OWNERS,
-    kinds={"duckdb"}, tags=tags("reports", False), pool=POOL, automation_condition=dg.AutomationCondition.eager(),
+    kinds={"duckdb"}, tags=tags("reports", False), pool=STATE_POOL, automation_condition=dg.AutomationCondition.eager(),
 )
 def detection_quality(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       governance: GovernanceConfig) -> dg.MaterializeResult:

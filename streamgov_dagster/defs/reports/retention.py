@@ -5,16 +5,16 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from streamgov_dagster.defs.common import OWNERS, POOL, table_metadata, tags
-from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import retention
+from streamgov_dagster.defs.common import OWNERS, STATE_POOL, table_metadata, tags
+from streamgov_dagster.defs.resources import GovernanceConfig, target_of, warehouse
+from streamgov_dagster.lib import lake, retention
 
 
 @dg.asset(
     key=["reports", "retention_status"],
     deps=[["raw", "access_events"], ["raw", "audit_events"], ["raw", "quarantine"], ["masked", "access_events"],
           ["masked", "audit_events"], ["governance", "violations"]],
-    group_name="reports", owners=OWNERS, kinds={"duckdb"}, tags=tags("reports", False), pool=POOL,
+    group_name="reports", owners=OWNERS, kinds={"duckdb"}, tags=tags("reports", False), pool=STATE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def retention_status(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -28,14 +28,17 @@ def retention_status(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.op(pool=POOL)
+@dg.op(pool=STATE_POOL)
 def purge_expired_data(context: dg.OpExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig) -> None:
     """Delete every row older than its dataset's retention (policies/retention.yaml)."""
     today = datetime.now(timezone.utc).date()
     with warehouse(duckdb, governance) as con:
         deleted = retention.purge(con, governance.policy().retention, today)
         retention.build_report(con, governance.policy().retention, today)
-    context.log.info("purged: " + ", ".join(f"{t} {n}" for t, n in deleted.items()))
+        # On DuckLake the deleted rows stay readable in older snapshots (time travel) and their Parquet
+        # files until the history is purged; the DuckDB file keeps no history.
+        purged = lake.purge_history(con) if target_of(duckdb).is_lake else {}
+    context.log.info("purged: " + ", ".join(f"{t} {n}" for t, n in {**deleted, **purged}.items()))
 
 
 @dg.job(description="Purges data past its retention; the next governance run recomputes what depends on it.")
