@@ -23,9 +23,12 @@ def violations(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
         per_rule = rules.detect(con, policy)
         by_severity = dict(con.execute("select severity, count(*) from governance.violations group by all").fetchall())
         meta = table_metadata(con, "governance.violations", policy_source=policy.source_dir,
+                              detection_mode=str(rules.LAST_RUN["mode"]),
+                              days_recomputed=int(rules.LAST_RUN["recomputed_days"]),
                               **{f"rule/{k}": v for k, v in per_rule.items()},
                               **{f"severity/{k}": int(v) for k, v in by_severity.items()})
-    context.log.info(f"{sum(per_rule.values())} violations across {sum(1 for v in per_rule.values() if v)} rules")
+    context.log.info(f"{sum(per_rule.values())} violations across {sum(1 for v in per_rule.values() if v)} rules "
+                     f"({rules.LAST_RUN['mode']} detection, {rules.LAST_RUN['recomputed_days']} days of access events recomputed)")
     return dg.MaterializeResult(metadata=meta)
 
 
