@@ -265,20 +265,21 @@ def _lookback_minutes(policy: Policy) -> int:
 
 
 def _policy_fingerprint(policy: Policy, enabled: list[str]) -> int:
-    """120 bits of a SHA-256 of the rules' settings. Every fingerprint is stored as numbers, never as text: the
-    leak scan reads the text columns of the governance schema, and a long digit run could look like a card number."""
+    """64 bits of a SHA-256 of the rules' settings. Every fingerprint is stored as numbers, never as text (the
+    leak scan reads the text columns of the governance schema, and a long digit run could look like a card
+    number), and as 64-bit integers: DuckLake keeps a HUGEINT only as precisely as a double."""
     import hashlib
     import json
 
     doc = json.dumps([RULES_VERSION, enabled, policy.rules, policy.roles, policy.pii_actions], sort_keys=True, default=str)
-    return int(hashlib.sha256(doc.encode()).hexdigest()[:30], 16)
+    return int(hashlib.sha256(doc.encode()).hexdigest()[:16], 16)
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection) -> None:
     """Temp tables _fp_days(day, fp): the access events of each day (their count and ids), and _fp_consent(uh, rh):
     a hash of each consent interval and of its user (no pseudonym is stored, only 64-bit hashes)."""
     con.execute("create or replace temp table _fp_days as select event_date as day, count(*) as n, "
-                "sum(hash(event_id, ts))::hugeint as h from raw.access_events group by 1")
+                "(sum(hash(event_id, ts)) % 18446744073709551616)::ubigint as h from raw.access_events group by 1")
     if table_exists(con, "consent", "consent_state"):
         con.execute("create or replace temp table _fp_consent as select hash(user_pseudonym) as uh, "
                     "hash(user_pseudonym, purpose, state, valid_from, valid_to) as rh from consent.consent_state")
@@ -289,7 +290,7 @@ def _fingerprints(con: duckdb.DuckDBPyConnection) -> None:
 def _plan(con: duckdb.DuckDBPyConnection, policy_fp: int) -> tuple[list, list[int]] | None:
     """What changed since the last detection: (dirty days, hashes of users whose consent changed), or None
     when everything must be recomputed (first run, another policy or rules version)."""
-    con.execute(f"create table if not exists {STATE} (kind varchar, day date, n bigint, h hugeint)")
+    con.execute(f"create table if not exists {STATE} (kind varchar, day date, n bigint, h ubigint)")
     con.execute(f"create table if not exists {CONSENT_STATE} (uh ubigint, rh ubigint)")
     stored = con.execute(f"select h from {STATE} where kind = 'policy'").fetchone()
     if not stored or int(stored[0]) != policy_fp or not table_exists(con, "governance", "violations"):
@@ -468,7 +469,7 @@ def detect(con: duckdb.DuckDBPyConnection, policy: Policy, rule_ids: list[str] |
         con.execute("delete from governance.violations where violation_id in (select violation_id from _final)")
         con.execute("insert into governance.violations select * from _final order by window_start, rule_id, violation_id")
         con.execute(f"delete from {STATE}")
-        con.execute(f"insert into {STATE} select 'policy', null, 0, ?::hugeint", [str(policy_fp)])
+        con.execute(f"insert into {STATE} select 'policy', null, 0, ?::ubigint", [str(policy_fp)])
         con.execute(f"insert into {STATE} select 'access', day, n, h from _fp_days")
         con.execute(f"delete from {CONSENT_STATE}")
         con.execute(f"insert into {CONSENT_STATE} select uh, rh from _fp_consent")
