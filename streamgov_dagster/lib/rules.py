@@ -264,14 +264,15 @@ def _lookback_minutes(policy: Policy) -> int:
                int(policy.rule("impossible_travel")["max_gap_minutes"]))
 
 
-def _policy_fingerprint(policy: Policy, enabled: list[str]) -> int:
+def _policy_fingerprint(policy: Policy, enabled: list[str], key_probe: str) -> int:
     """64 bits of a SHA-256 of the rules' settings. Every fingerprint is stored as numbers, never as text (the
     leak scan reads the text columns of the governance schema, and a long digit run could look like a card
     number), and as 64-bit integers: DuckLake keeps a HUGEINT only as precisely as a double."""
     import hashlib
     import json
 
-    doc = json.dumps([RULES_VERSION, enabled, policy.rules, policy.roles, policy.pii_actions], sort_keys=True, default=str)
+    doc = json.dumps([RULES_VERSION, enabled, policy.rules, policy.roles, policy.pii_actions, key_probe], sort_keys=True,
+                     default=str)
     return int(hashlib.sha256(doc.encode()).hexdigest()[:16], 16)
 
 
@@ -393,16 +394,18 @@ def detect(con: duckdb.DuckDBPyConnection, policy: Policy, rule_ids: list[str] |
     """Run the rules and update governance.violations; returns violations per rule.
 
     Incremental where that is exact: the inputs' fingerprints (each day's access events, each consent interval,
-    the policy) are kept in governance.rule_inputs; a run recomputes the access rules only over the days that
+    the policy and the pseudonym key) are kept in governance.rule_inputs; a run recomputes the access rules only over the days that
     changed (with a margin of the rules' longest window on each side, widened until every incident it
     publishes lies inside it), plus consent_violation for the users whose consent changed, and replaces the
-    incidents those touch. The first run, another policy or another rules version recompute everything. A
+    incidents those touch. The first run, another policy, key or rules version recompute everything. A
     violation keeps the detected_at of its first detection, so re-runs give identical rows.
     """
     from datetime import timedelta
 
     enabled = [r for r in (rule_ids or list(RULES)) if policy.rule(r).get("enabled", True)]
-    policy_fp = _policy_fingerprint(policy, enabled)
+    # The pseudonym of a fixed probe stands for the key: a rotated key re-pseudonymizes every subject.
+    key_probe = con.execute("select sg_pseudonym('streamgov:rules:key-probe')").fetchone()[0]
+    policy_fp = _policy_fingerprint(policy, enabled, key_probe)
     _fingerprints(con)
     plan = _plan(con, policy_fp)
     prepare_pseudonyms(con)
