@@ -635,11 +635,13 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
 
 
 # UTC day of a raw line, per source format (a cheap scan to find which partitions hold data).
+# try() turns a line that is not JSON into null, one row at a time, instead of parsing every line twice
+# (json_valid, then the extraction): 0.65 s instead of 1.6-2.1 s per 1.4M lines.
 DAY_OF_LINE = {
-    "json": "try_cast(json_extract_string(line, '$.ts') as timestamptz)::date",
+    "json": "try_cast(try(json_extract_string(line, '$.ts')) as timestamptz)::date",
     "cdn": "try_cast(split_part(line, chr(9), 1) as date)",
     "weblogs": "try_strptime(regexp_extract(line, '\\[([^\\]]+)\\]', 1), '%d/%b/%Y:%H:%M:%S %z')::date",
-    "cloudtrail": "try_cast(json_extract_string(line, '$.eventTime') as timestamptz)::date",
+    "cloudtrail": "try_cast(try(json_extract_string(line, '$.eventTime')) as timestamptz)::date",
 }
 
 
@@ -653,8 +655,7 @@ def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str 
             row = con.execute(
                 f"select min(d), max(d) from (select {DAY_OF_LINE[kind]} as d from read_csv(?, columns={{'line': 'VARCHAR'}}, "
                 "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
-                "ignore_errors=true) where line is not null and line not like '#%' and "
-                + ("json_valid(line))" if kind in ("json", "cloudtrail") else "true)"),
+                "ignore_errors=true) where line is not null and line not like '#%')",
                 [str(path)],
             ).fetchone()
         except duckdb.Error:
