@@ -208,33 +208,46 @@ VALID_AT = """exists (select 1 from consent.consent_state s where s.user_pseudon
               and (s.valid_to is null or {e}.ts < s.valid_to))"""
 
 
-def build_gated(con: duckdb.DuckDBPyConnection, purpose: str) -> int:
-    """masked.<purpose>_events: exactly the released events of that purpose whose user had valid consent
-    at the event's instant (anonymous events cannot prove consent and are left out)."""
-    if purpose not in GATED_PURPOSES:
-        raise ValueError(purpose)
+def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES) -> dict[str, int]:
+    """masked.<purpose>_events for each purpose: exactly the released events of that purpose whose user had
+    valid consent at the event's instant (anonymous events cannot prove consent and are left out). One as-of
+    join over the released events serves every purpose; returns the rows per dataset."""
+    unknown = set(purposes) - set(GATED_PURPOSES)
+    if unknown:
+        raise ValueError(sorted(unknown))
     con.execute(
-        f"""
-        create or replace table masked.{purpose}_events as
+        """
+        create or replace temp table _gated as
         select e.* from masked.access_events e
         asof join consent.consent_state s
           on s.user_pseudonym = e.user_pseudonym and s.purpose = e.purpose and e.ts >= s.valid_from
-        where e.purpose = ? and e.user_pseudonym is not null
+        where list_contains(?, e.purpose) and e.user_pseudonym is not null
           and s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)
-        order by e.ts, e.event_id
         """,
-        [purpose],
+        [list(purposes)],
     )
-    return int(con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0])
+    out = {}
+    for purpose in purposes:
+        con.execute(f"create or replace table masked.{purpose}_events as select * from _gated where purpose = ? "
+                    "order by ts, event_id", [purpose])
+        out[purpose] = int(con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0])
+    con.execute("drop table _gated")
+    return out
 
 
-def gated_violations(con: duckdb.DuckDBPyConnection, purpose: str) -> tuple[int, int]:
-    """(rows lacking valid consent, valid events missing) for masked.<purpose>_events."""
-    lacking = con.execute(f"select count(*) from masked.{purpose}_events e where not ({VALID_AT.format(e='e')})").fetchone()[0]
-    expected = con.execute(f"select count(*) from masked.access_events e where e.purpose = ? and "
-                           f"e.user_pseudonym is not null and {VALID_AT.format(e='e')}", [purpose]).fetchone()[0]
-    present = con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0]
-    return int(lacking), int(expected - present + lacking)
+def gated_violations(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES) -> dict[str, tuple[int, int]]:
+    """Per purpose: (rows lacking valid consent, valid events missing) of masked.<purpose>_events, checked
+    with the range join VALID_AT, a formulation independent of the as-of join that built them."""
+    expected = dict(con.execute(
+        f"select e.purpose, count(*) from masked.access_events e where list_contains(?, e.purpose) and "
+        f"e.user_pseudonym is not null and {VALID_AT.format(e='e')} group by 1", [list(purposes)]).fetchall())
+    out = {}
+    for purpose in purposes:
+        lacking = con.execute(f"select count(*) from masked.{purpose}_events e "
+                              f"where not ({VALID_AT.format(e='e')})").fetchone()[0]
+        present = con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0]
+        out[purpose] = (int(lacking), int(expected.get(purpose, 0) - present + lacking))
+    return out
 
 
 def build_signal_mismatches(con: duckdb.DuckDBPyConnection, purpose_map: dict[str, list[int]]) -> int:

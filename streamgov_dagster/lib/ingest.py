@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from .pseudonym import IPV4
 from .warehouse import begin
 
 ACCESS_ACTIONS = ("login", "logout", "play", "stop", "browse", "search", "download", "profile_view",
@@ -108,47 +109,84 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def read_lines(con: duckdb.DuckDBPyConnection, files: list[Path], root: Path) -> None:
-    """Fill temp tables _lines(file, line_no, line) and _file_errors(file, reason).
+def _read_one(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """Temp table _src(line_no, line, pre_reason) with every line of one file; returns the reason when the
+    file cannot be read at all (then _src is empty).
 
     line_no is the physical 1-based line number. Lines with invalid UTF-8 come back from DuckDB's
     reject store (with their physical line) and are kept with line = NULL and reason invalid_utf8.
     """
+    con.execute("drop table if exists _rej; drop table if exists _rej_scan")
+    # The accepted lines are numbered by the rowids of a fresh table, which follow the file's order as
+    # insertion order is preserved: cheaper than a row_number() window over the scan.
+    try:
+        con.execute("create or replace temp table _read as select line from read_csv(?, "
+                    "columns={'line': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', header=false, "
+                    "auto_detect=false, strict_mode=false, store_rejects=true, "
+                    "rejects_table='_rej', rejects_scan='_rej_scan')", [str(path)])
+    except duckdb.Error as exc:
+        _drop_src(con)
+        con.execute("create temp table _src (line_no bigint, line varchar, pre_reason varchar)")
+        return _file_error_reason(exc)
+    # Inside an open transaction the rows of a new table are numbered from a large offset: count from the first.
+    first = con.execute("select coalesce(min(rowid), 0) from _read").fetchone()[0]
+    if not con.execute("select count(*) from _rej").fetchone()[0]:
+        # a view: the parse reads the lines straight from _read, without another copy of the text
+        _drop_src_only(con)
+        con.execute(f"create temp view _src as select rowid - {int(first)} + 1 as line_no, line, null::varchar as pre_reason "
+                    "from _read")
+        return None
+    # A rejected line (invalid UTF-8) shifts the ordinal of every later line of its file by one: map the
+    # ordinals back to physical lines, and keep the rejected lines as quarantine candidates.
+    con.execute(
+        """
+        create or replace temp table _rej_rank as
+        select phys, phys - row_number() over (order by phys) as accepted_before
+        from (select distinct line as phys from _rej)
+        """
+    )
+    _drop_src_only(con)
+    con.execute(
+        """
+        create temp table _src as
+        select n + (select count(*) from _rej_rank r where r.accepted_before < n) as line_no, line, null::varchar as pre_reason
+        from (select rowid - $first + 1 as n, line from _read)
+        union all select phys, null, 'invalid_utf8' from _rej_rank
+        """,
+        {"first": first},
+    )
+    con.execute("drop table _rej_rank")
+    return None
+
+
+def _drop_src_only(con: duckdb.DuckDBPyConnection) -> None:
+    # _src is a view over _read, or a table when lines had to be renumbered
+    for kind in ("view", "table"):
+        try:
+            con.execute(f"drop {kind} if exists _src")
+        except duckdb.CatalogException:
+            pass
+
+
+def _drop_src(con: duckdb.DuckDBPyConnection) -> None:
+    _drop_src_only(con)
+    con.execute("drop table if exists _read; drop table if exists _rej; drop table if exists _rej_scan")
+
+
+def read_lines(con: duckdb.DuckDBPyConnection, files: list[Path], root: Path) -> None:
+    """Fill temp tables _lines(file, line_no, line, pre_reason), _files(file) and _file_errors(file, reason)."""
     con.execute("create or replace temp table _lines (file varchar, line_no bigint, line varchar, pre_reason varchar)")
     con.execute("create or replace temp table _file_errors (file varchar, reason varchar)")
     con.execute("create or replace temp table _files (file varchar)")
     for path in files:
         rel = path.relative_to(root).as_posix()
         con.execute("insert into _files values (?)", [rel])
-        con.execute("drop table if exists _rej; drop table if exists _rej_scan")
-        # The accepted lines are numbered by the rowids of a fresh table, which follow the file's order as
-        # insertion order is preserved: cheaper than a row_number() window over the scan.
-        try:
-            con.execute("create or replace temp table _read as select line from read_csv(?, "
-                        "columns={'line': 'VARCHAR'}, delim=E'\\x1f', quote='', escape='', header=false, "
-                        "auto_detect=false, strict_mode=false, store_rejects=true, "
-                        "rejects_table='_rej', rejects_scan='_rej_scan')", [str(path)])
-        except duckdb.Error as exc:
-            con.execute("insert into _file_errors values (?, ?)", [rel, _file_error_reason(exc)])
+        problem = _read_one(con, path)
+        if problem:
+            con.execute("insert into _file_errors values (?, ?)", [rel, problem])
             continue
-        con.execute("insert into _lines select ?, rowid + 1, line, null from _read", [rel])
-        con.execute("drop table _read")
-        if not con.execute("select count(*) from _rej").fetchone()[0]:
-            continue
-        # A rejected line (invalid UTF-8) shifts the ordinal of every later line of its file by one: map the
-        # ordinals back to physical lines, and keep the rejected lines as quarantine candidates.
-        con.execute(
-            """
-            create or replace temp table _rej_rank as
-            select phys, phys - row_number() over (order by phys) as accepted_before
-            from (select distinct line as phys from _rej)
-            """
-        )
-        con.execute(
-            "update _lines set line_no = line_no + (select count(*) from _rej_rank r where r.accepted_before < _lines.line_no) "
-            "where file = ?", [rel])
-        con.execute("insert into _lines select ?, phys, null, 'invalid_utf8' from _rej_rank", [rel])
-        con.execute("drop table _rej_rank")
+        con.execute("insert into _lines select ?, line_no, line, pre_reason from _src", [rel])
+    _drop_src(con)
 
 
 def _file_error_reason(exc: Exception) -> str:
@@ -161,118 +199,177 @@ def _file_error_reason(exc: Exception) -> str:
     return "unreadable_file:" + type(exc).__name__
 
 
-def _field_checks(src: JsonSource) -> tuple[list[str], list[str]]:
-    """SQL CASE branches (in order) giving the first failing reason, and the typed select list."""
-    branches: list[str] = []
-    columns: list[str] = []
-    for i, f in enumerate(src.fields, start=1):
-        t, v = f"t[{i}]", f"v[{i}]"
-        present = f"({t} is not null and {t} <> 'NULL')"
+# Bumped whenever parsing or validation changes: a file read by another version is read again.
+PARSER_VERSION = 2
+
+
+def _needs_trim(f: Field) -> bool:
+    return f.kind in ("timestamp", "ip") or (f.required and f.kind == "string")
+
+
+def _trimmed(v: str) -> str:
+    """trim(v), which copies every string, only where it can change something: a space or a non-ASCII
+    character (trim also removes Unicode spaces) at either end."""
+    return f"case when starts_with({v}, ' ') or suffix({v}, ' ') or strlen({v}) <> length({v}) then trim({v}) else {v} end"
+
+
+def _field_branches(f: Field, i: int) -> list[str]:
+    """SQL CASE branches (in order) of one field. Its value is v{i} (null when the key is absent or null),
+    its JSON type t{i}, the trimmed value w{i} and, for integers, n{i} (as hugeint)."""
+    t, v, w, n = f"t{i}", f"v{i}", f"w{i}", f"n{i}"
+    present = f"({v} is not null)"  # any JSON value but null reaches the struct as a string
+    out: list[str] = []
+    if f.required:
+        out.append(f"when not {present} then 'missing_{f.name}'")
+    if f.kind in ("string", "timestamp", "ip"):
+        out.append(f"when {present} and {t} <> 'VARCHAR' then 'invalid_type_{f.name}'")
         if f.required:
-            branches.append(f"when not {present} then 'missing_{f.name}'")
-        if f.kind in ("string", "timestamp", "ip"):
-            branches.append(f"when {present} and {t} <> 'VARCHAR' then 'invalid_type_{f.name}'")
-            if f.required:
-                branches.append(f"when trim({v}) = '' then 'missing_{f.name}'")
-        elif f.kind == "integer":
-            branches.append(f"when {present} and {t} not in ('BIGINT', 'UBIGINT') then 'invalid_type_{f.name}'")
-        if f.kind == "timestamp":
-            # most timestamps end in Z: only the others pay for the regular expression
-            branches.append(f"when right({v}, 1) not in ('Z', 'z') and not regexp_matches(trim({v}), {sql_str(TS_WITH_OFFSET)}) then "
-                            f"(case when try_cast({v} as timestamp) is not null then 'ts_without_offset' else 'invalid_ts' end)")
-            branches.append(f"when try_cast(trim({v}) as timestamptz) is null then 'invalid_ts'")
-        if f.allowed:
-            allowed = ", ".join(sql_str(a) for a in f.allowed)
-            branches.append(f"when {present} and {v} not in ({allowed}) then 'invalid_{f.name}'")
-        if f.minimum is not None:
-            branches.append(f"when {present} and try_cast({v} as hugeint) < {int(f.minimum)} then 'invalid_{f.name}'")
-        if f.maximum is not None:
-            branches.append(f"when {present} and try_cast({v} as hugeint) > {int(f.maximum)} then 'invalid_{f.name}'")
-        if f.pattern:
-            branches.append(f"when {present} and not regexp_matches({v}, {sql_str(f.pattern)}) then 'invalid_{f.name}'")
-        if f.kind == "ip":
-            branches.append(f"when not coalesce(ip_ok[{i}], false) then 'invalid_{f.name}'")
-        if f.kind == "timestamp":
-            columns.append(f"try_cast(trim({v}) as timestamptz)::timestamp as {f.name}")
-            columns.append(f"{v} as {f.name}_original")
-        elif f.kind == "integer":
-            columns.append(f"try_cast({v} as bigint) as {f.name}")
-        elif f.name == "country":
-            columns.append(f"upper({v}) as {f.name}")
-        else:
-            columns.append(f"{v} as {f.name}")
-    return branches, columns
+            out.append(f"when {w} = '' then 'missing_{f.name}'")
+    elif f.kind == "integer":
+        out.append(f"when {present} and {t} <> 'BIGINT' and {t} <> 'UBIGINT' then 'invalid_type_{f.name}'")
+    if f.kind == "timestamp":
+        # most timestamps end in Z: only the others pay for the regular expression
+        out.append(f"when not (suffix({v}, 'Z') or suffix({v}, 'z')) and not regexp_matches({w}, {sql_str(TS_WITH_OFFSET)}) then "
+                   f"(case when try_cast({v} as timestamp) is not null then 'ts_without_offset' else 'invalid_ts' end)")
+        out.append(f"when {f.name}_tz is null then 'invalid_ts'")
+    if f.allowed:
+        allowed = ", ".join(sql_str(a) for a in f.allowed)
+        out.append(f"when {present} and {v} not in ({allowed}) then 'invalid_{f.name}'")
+    if f.minimum is not None:
+        out.append(f"when {present} and {n} < {int(f.minimum)} then 'invalid_{f.name}'")
+    if f.maximum is not None:
+        out.append(f"when {present} and {n} > {int(f.maximum)} then 'invalid_{f.name}'")
+    if f.pattern:
+        out.append(f"when {present} and not regexp_matches({v}, {sql_str(f.pattern)}) then 'invalid_{f.name}'")
+    if f.kind == "ip":
+        # An IPv4 address is checked here; a string with a colon waits for Python's ipaddress, which sees
+        # each distinct string once (_settle_ips), and so do the checks of the fields after it.
+        out.append(f"when not regexp_full_match({w}, '{IPV4}') then "
+                   f"(case when contains({w}, ':') then '{IP_PENDING}' else 'invalid_{f.name}' end)")
+    return out
 
 
-def parse(con: duckdb.DuckDBPyConnection, src: JsonSource, first_day: date, last_day: date) -> None:
-    """Classify every line in _lines into temp table _parsed (reason null = valid)."""
+IP_PENDING = "_ip_pending"
+
+
+def _ip_field(src: JsonSource) -> int:
+    ips = [i for i, f in enumerate(src.fields, start=1) if f.kind == "ip"]
+    assert len(ips) == 1, "one address field per source"
+    return ips[0]
+
+
+def _parse_sql(src: JsonSource, rel: str, bounds: tuple[date, date]) -> str:
+    """One pass over _src (one file): every line classified, the valid ones typed (the shape of _parsed)."""
+    n = len(src.fields)
+    ip = _ip_field(src)
     paths = "[" + ", ".join(sql_str(f"$.{f.name}") for f in src.fields) + "]"
     known = "[" + ", ".join(sql_str(f.name) for f in src.fields) + "]"
-    ip_fields = [i for i, f in enumerate(src.fields, start=1) if f.kind == "ip"]
-    # Validity, the listed fields as strings and their JSON types, and the key list: one scan of the text.
-    con.execute(
-        f"""
-        create or replace temp table _extracted as
-        with j as (
-            select file, line_no, line,
-                   coalesce(pre_reason,
-                            case when not json_valid(line) then 'invalid_json'
-                                 when left(ltrim(line), 1) <> '{{' then 'not_an_object' end) as pre_reason
-            from _lines
-            where pre_reason is not null or trim(line) <> ''
+    struct = sql_str("{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in src.fields) + "}")
+    before = [b for i, f in enumerate(src.fields[:ip], start=1) for b in _field_branches(f, i)]
+    after = [b for i, f in enumerate(src.fields[ip:], start=ip + 1) for b in _field_branches(f, i)]
+    columns: list[str] = []
+    for i, f in enumerate(src.fields, start=1):
+        if f.kind == "timestamp":
+            columns += [f"{f.name}_tz::timestamp as {f.name}", f"v{i} as {f.name}_original"]
+        elif f.kind == "integer":
+            columns.append(f"try_cast(n{i} as bigint) as {f.name}")
+        elif f.name == "country":
+            columns.append(f"upper(v{i}) as {f.name}")
+        else:
+            columns.append(f"v{i} as {f.name}")
+    ts_i, ts = next((i, f.name) for i, f in enumerate(src.fields, start=1) if f.kind == "timestamp")
+    extras = "".join(f"null::{t} as {name}, " for name, t in src.extra_columns)
+    values = ", ".join(f"s.{f.name} as v{i}, t[{i}] as t{i}" for i, f in enumerate(src.fields, start=1))
+    derived = "".join(f", {_trimmed(f'v{i}')} as w{i}" for i, f in enumerate(src.fields, start=1) if _needs_trim(f))
+    derived += "".join(f", try_cast(v{i} as hugeint) as n{i}" for i, f in enumerate(src.fields, start=1)
+                       if f.kind == "integer")
+    present = " + ".join(f"(t[{i}] is not null)::integer" for i in range(1, n + 1))
+    # The text is parsed three times per line (values, JSON types, key count); the key list is compared
+    # with the known names only where there are more keys than known fields present (schema drift).
+    return f"""
+    select {sql_str(rel)} as file, line_no, drift_fields, reason, {", ".join(columns)}, event_date,
+           {extras}false as is_duplicate, case when reason is not null and reason <> '{IP_PENDING}' then line end as line,
+           case when reason = '{IP_PENDING}' then (case {" ".join(after)} end) end as after_ip
+    from (
+        select *, case when reason0 is null and (event_date < date '{bounds[0].isoformat()}'
+                                                 or event_date > date '{bounds[1].isoformat()}')
+                       then 'ts_out_of_range' else reason0 end as reason
+        from (
+        select *, {ts}_tz::timestamp::date as event_date,
+               coalesce(pre_reason, case {" ".join(before)} {" ".join(after)} end) as reason0
+        from (
+            select *{derived}, try_cast(w{ts_i} as timestamptz) as {ts}_tz from (
+            select line_no, line, pre_reason, {values},
+                   case when pre_reason is null then
+                        case when len(json_keys(line)) > {present}
+                             then len(list_filter(json_keys(line), k -> not list_contains({known}, k))) else 0 end
+                   end as drift_fields
+            from (
+                select line_no, line, pre_reason,
+                       case when pre_reason is null then json_transform(line, {struct}) end as s,
+                       case when pre_reason is null then json_type(line, {paths}) end as t
+                from (
+                    select line_no, line,
+                           coalesce(pre_reason, case when not json_valid(line) then 'invalid_json'
+                                                     when left(ltrim(line), 1) <> '{{' then 'not_an_object' end) as pre_reason
+                    from _src
+                    -- a blank line (spaces only) is not a record; trim() copies every line, so look at the first byte
+                    where pre_reason is not null or (line is not null and (left(line, 1) <> ' ' or trim(line) <> ''))
+                )
+            ))
         )
-        select file, line_no, pre_reason,
-               case when pre_reason is null then json_extract_string(line, {paths}) end as v,
-               case when pre_reason is null then json_type(line, {paths}) end as t,
-               case when pre_reason is null
-                    then len(list_filter(json_keys(line), k -> not list_contains({known}, k))) end as drift_fields
-        from j
-        """
+        )
     )
-    # IP validity through Python's ipaddress over the distinct strings only.
-    ip_union = " union ".join(f"select v[{i}] as ip from _extracted where pre_reason is null" for i in ip_fields)
-    con.execute(f"create or replace temp table _ips as select ip, sg_ip_ok(trim(ip)) as ok from "
-                f"(select distinct ip from ({ip_union}) where ip is not null)")
-    ip_ok = "[" + ", ".join(f"ip{i}.ok" if i in ip_fields else "null" for i in range(1, len(src.fields) + 1)) + "]"
-    ip_joins = " ".join(f"left join _ips ip{i} on ip{i}.ip = e.v[{i}]" for i in ip_fields)
-    branches, columns = _field_checks(src)
-    reason = "case " + "\n ".join(branches) + " end"
-    extras = "".join(f"null::{t} as {n}, " for n, t in src.extra_columns)
+    """
+
+
+def _settle_ips(con: duckdb.DuckDBPyConnection, src: JsonSource, bounds: tuple[date, date]) -> None:
+    """Rows of _parsed whose address has a colon: Python's ipaddress over the distinct strings (cached for
+    the whole load in _ip_cache), then the checks of the fields after the address, then the day range."""
+    if not con.execute(f"select count(*) from _parsed where reason = '{IP_PENDING}'").fetchone()[0]:
+        return
+    col = src.fields[_ip_field(src) - 1].name
+    con.execute(f"insert into _ip_cache select ip, sg_is_ip(ip) from (select distinct trim({col}) as ip from _parsed "
+                f"where reason = '{IP_PENDING}') where ip not in (select ip from _ip_cache)")
     con.execute(
         f"""
-        create or replace temp table _parsed as
-        with e as (select e.*, {ip_ok} as ip_ok from _extracted e {ip_joins}),
-        c as (
-            select file, line_no, drift_fields, coalesce(pre_reason, {reason}) as reason, {", ".join(columns)}
-            from e
-        ),
-        ranged as (
-            select * exclude (reason), ts::date as event_date,
-                   case when reason is null and (ts::date < ?::date or ts::date > ?::date)
-                        then 'ts_out_of_range' else reason end as final_reason
-            from c
-        ),
-        -- only ids seen more than once need ranking (a hash aggregate, then a small window)
-        repeated as (
-            select {src.id_field} as rid from ranged where final_reason is null
-            group by {src.id_field} having count(*) > 1
-        ),
-        ranks as (
-            select file as rfile, line_no as rline,
-                   row_number() over (partition by {src.id_field} order by file, line_no) > 1 as dup
-            from ranged where final_reason is null and {src.id_field} in (select rid from repeated)
-        )
-        select r.* exclude (final_reason, rfile, rline, dup), r.final_reason as reason, {extras}
-               coalesce(r.dup, false) as is_duplicate
-        from (select * from ranged left join ranks on rfile = file and rline = line_no) r
+        update _parsed set reason = case when not c.ok then 'invalid_{col}' when _parsed.after_ip is not null
+                                         then _parsed.after_ip when _parsed.event_date < $lo or _parsed.event_date > $hi
+                                         then 'ts_out_of_range' end
+        from _ip_cache c where c.ip = trim(_parsed.{col}) and _parsed.reason = '{IP_PENDING}'
         """,
-        [first_day, last_day],
+        {"lo": bounds[0], "hi": bounds[1]},
     )
-    # The text of a line is kept only where the quarantine needs it.
-    con.execute("alter table _parsed add column line varchar")
-    con.execute("update _parsed set line = l.line from _lines l "
-                "where _parsed.reason is not null and l.file = _parsed.file and l.line_no = _parsed.line_no")
-    con.execute("drop table if exists _extracted; drop table if exists _ips; drop table if exists _lines")
+    # The text of a line is kept only where the quarantine needs it: the rows just found invalid get theirs
+    # (every other quarantined row already has its text, or none: invalid_utf8).
+    missing = "_parsed.reason is not null and _parsed.reason <> 'invalid_utf8' and _parsed.line is null"
+    if con.execute(f"select count(*) from _parsed where {missing}").fetchone()[0]:
+        con.execute(f"update _parsed set line = s.line from _src s where s.line_no = _parsed.line_no and {missing}")
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, src: JsonSource, check_loaded: bool) -> None:
+    """is_duplicate for the valid rows of _parsed (one file) whose id was seen earlier: on an earlier line of the
+    file, in an earlier file of this load (_seen), or (check_loaded) in rows already loaded from files this
+    load does not read (_unread_files). Ids are compared by 64-bit hash first, then exactly on the few
+    candidates."""
+    id_ = src.id_field
+    con.execute(f"create or replace temp table _ids as select line_no, {id_} as id, hash({id_}) as h from _parsed "
+                "where reason is null")
+    # within the file: only hashes seen twice need ranking
+    parts = ["select line_no from (select line_no, row_number() over (partition by id order by line_no) as rn "
+             "from _ids where h in (select h from _ids group by h having count(*) > 1)) where rn > 1"]
+    # an earlier file of this load: an integer semi join, then the exact ids of the few matches
+    parts.append("select c.line_no from (select * from _ids semi join (select h from _seen) s using (h)) c "
+                 "join _seen s on s.h = c.h and s.id = c.id")
+    if check_loaded:
+        parts.append(f"select i.line_no from _ids i join (select distinct {id_} as id from {src.table} "
+                     f"where source = $source and source_file in (select file from _unread_files)) r on r.id = i.id")
+    con.execute(f"create or replace temp table _dup_lines as {' union '.join(parts)}",
+                {"source": src.name} if check_loaded else {})
+    if con.execute("select count(*) from _dup_lines").fetchone()[0]:
+        con.execute("update _parsed set is_duplicate = true where line_no in (select line_no from _dup_lines)")
+    con.execute("insert into _seen select h, id from _ids where line_no not in (select line_no from _dup_lines)")
+    con.execute("drop table _dup_lines; drop table _ids")
 
 
 def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
@@ -288,7 +385,7 @@ def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
 
 
 def ensure_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """The quarantine and the per-file ledger, shared by every source."""
+    """The quarantine and the per-file ledger, shared by every source, and what was read of each file."""
     con.execute(
         "create table if not exists raw.quarantine_lines (source varchar, file varchar, line_no bigint, "
         "reason varchar, event_date date, raw_line varchar)"
@@ -296,6 +393,12 @@ def ensure_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "create table if not exists raw.ingest_ledger (source varchar, file varchar, lines_read bigint, "
         "rows_loaded bigint, rows_quarantined bigint, duplicates bigint, drift_rows bigint, file_error varchar)"
+    )
+    # Per file read by a load: its size and modification time, the span of event days in it and the parser
+    # version, so a later load can skip a file that did not change and holds none of the days it loads.
+    con.execute(
+        "create table if not exists raw.ingest_files (source varchar, file varchar, file_size bigint, "
+        "file_mtime_ns bigint, first_day date, last_day date, parser_version integer)"
     )
 
 
@@ -307,77 +410,119 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, src: JsonSource) -> None:
         con.execute(f"alter table {src.table} add column if not exists {name} {sql_type}")
 
 
-def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, files: list[Path],
-         first_day: date, last_day: date, bounds: tuple[date, date]) -> dict[str, int]:
-    """Load the events of days [first_day, last_day] from every file of the source.
-
-    Idempotent: the day range is deleted and re-inserted, the source's undated quarantine rows and its
-    ledger are rewritten from the same files. `bounds` is the span of days the partitioning covers;
-    events outside it are quarantined (ts_out_of_range).
-    """
-    ensure_tables(con, src)
-    read_lines(con, files, landing_dir)
-    parse(con, src, bounds[0], bounds[1])
-    return write_out(con, src, src.name, first_day, last_day, len(files))
+@dataclass
+class _FileInfo:
+    rel: str
+    size: int | None = None
+    mtime_ns: int | None = None
 
 
-def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, first_day: date, last_day: date,
-              n_files: int) -> dict[str, int]:
-    """Publish temp table _parsed of one source (ledger name `source`) for days [first_day, last_day].
-
-    _parsed holds every raw column (file and line_no standing for source_file and source_line), plus
-    reason (null = valid) and is_duplicate. Only this source's rows of the raw table are replaced.
-    """
-    ensure_tables(con, src)
-    # Erased data subjects stay erased: a re-delivered file does not bring them back.
-    from .dsar import suppress_parsed
-
-    suppress_parsed(con, access=src is ACCESS)
-    # A file none of whose lines even parses as the format is not that format: quarantine it whole.
-    con.execute(
-        """
-        insert into _file_errors
-        select file, 'not_' || ? || '_format' from _parsed group by file
-        having count(*) > 0 and bool_and(coalesce(reason in ('invalid_json', 'not_an_object', 'not_a_log_line',
-                                                             'wrong_field_count', 'invalid_utf8'), false))
-        """,
-        [source],
-    )
-    con.execute("delete from _parsed where file in (select file from _file_errors)")
-    names = [name for name, _ in raw_columns(src)]
-    renames = {"source_file": "file", "source_line": "line_no", "source": "?"}
-    select = ", ".join(renames.get(n, n) for n in names)
-    # The source's ledger and undated quarantine rows are shared by every partition run of the source.
-    begin(con, claim=f"ingest:{source}")
+def _stat(path: Path, root: Path) -> _FileInfo:
     try:
-        con.execute(f"delete from {src.table} where event_date between ? and ? and source = ?",
-                    [first_day, last_day, source])
+        st = path.stat()
+        return _FileInfo(path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return _FileInfo(path.relative_to(root).as_posix())
+
+
+def files_to_read(con: duckdb.DuckDBPyConnection, source: str, infos: list[_FileInfo], first_day: date,
+                  last_day: date) -> list[_FileInfo]:
+    """The files a load of days [first_day, last_day] must read: new or changed ones (size, modification
+    time or parser version differ from the ledger), unreadable ones, and those holding any of the days.
+    An unchanged file whose days all lie outside the range keeps its rows, quarantine and ledger row."""
+    ensure_shared_tables(con)
+    known = {r[0]: r[1:] for r in con.execute(
+        "select f.file, f.file_size, f.file_mtime_ns, f.first_day, f.last_day, f.parser_version, l.file_error "
+        "from raw.ingest_files f left join raw.ingest_ledger l on l.source = f.source and l.file = f.file "
+        "where f.source = ?", [source]).fetchall()}
+    out = []
+    for info in infos:
+        row = known.get(info.rel)
+        if row is None or info.size is None or row[0] != info.size or row[1] != info.mtime_ns \
+                or row[4] != PARSER_VERSION or row[5] is not None:
+            out.append(info)
+        elif row[2] is not None and row[2] <= last_day and row[3] >= first_day:
+            out.append(info)
+    return out
+
+
+class _Publisher:
+    """Publishes _parsed (one or more files of one source, ledger name `source`) for days [first, last] in one
+    transaction: the day range of the raw table, the quarantine and the ledger rows of the files read."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, first_day: date, last_day: date,
+                 read: list[str], present: list[str]) -> None:
+        self.con, self.src, self.source, self.first, self.last = con, src, source, first_day, last_day
+        self.stats = {"lines_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "duplicates": 0, "files": len(read),
+                      "unreadable_files": 0}
+        names = [name for name, _ in raw_columns(src)]
+        renames = {"source_file": "file", "source_line": "line_no", "source": "$source"}
+        self.insert = (f"insert into {src.table} ({', '.join(names)}) select {', '.join(renames.get(n, n) for n in names)} "
+                       "from _parsed where reason is null and not is_duplicate and event_date between $first and $last")
+        ensure_tables(con, src)
+        con.execute("create or replace temp table _read_files (file varchar)")
+        con.execute("create or replace temp table _present_files (file varchar)")
+        if read:
+            con.executemany("insert into _read_files values (?)", [[r] for r in read])
+        if present:
+            con.executemany("insert into _present_files values (?)", [[r] for r in present])
+        # The source's ledger and undated quarantine rows are shared by every partition run of the source.
+        begin(con, claim=f"ingest:{source}")
+        try:
+            con.execute(f"delete from {src.table} where event_date between ? and ? and source = ?",
+                        [first_day, last_day, source])
+            stale = "(file in (select file from _read_files) or file not in (select file from _present_files))"
+            con.execute(f"delete from raw.quarantine_lines where source = ? and {stale} "
+                        "and (event_date between ? and ? or event_date is null)", [source, first_day, last_day])
+            con.execute(f"delete from raw.ingest_ledger where source = ? and {stale}", [source])
+            con.execute(f"delete from raw.ingest_files where source = ? and {stale}", [source])
+        except Exception:
+            con.execute("rollback")
+            raise
+
+    def params(self, **extra: object) -> dict[str, object]:
+        return {"source": self.source, "first": self.first, "last": self.last, **extra}
+
+    def publish(self, file_info: dict[str, _FileInfo] | None = None) -> None:
+        """Publish the rows of _parsed; _files lists the files they come from, _file_errors the unreadable ones."""
+        con = self.con
+        # Erased data subjects stay erased: a re-delivered file does not bring them back.
+        from .dsar import suppress_parsed
+
+        suppress_parsed(con, access=self.src is ACCESS)
+        # A file none of whose lines even parses as the format is not that format: quarantine it whole.
         con.execute(
-            f"insert into {src.table} ({', '.join(names)}) select {select} from _parsed "
-            "where reason is null and not is_duplicate and event_date between ? and ?",
-            [source, first_day, last_day],
+            """
+            insert into _file_errors
+            select file, 'not_' || ? || '_format' from _parsed group by file
+            having count(*) > 0 and bool_and(coalesce(reason in ('invalid_json', 'not_an_object', 'not_a_log_line',
+                                                                 'wrong_field_count', 'invalid_utf8'), false))
+            """,
+            [self.source],
         )
-        con.execute(
-            "delete from raw.quarantine_lines where source = ? and (event_date between ? and ? or event_date is null)",
-            [source, first_day, last_day],
-        )
+        con.execute("delete from _parsed where file in (select file from _file_errors)")
+        con.execute(self.insert, self.params())
         con.execute(
             """
             insert into raw.quarantine_lines
-            select ?, file, line_no, reason, case when reason <> 'ts_out_of_range' then event_date end, left(line, 4096)
+            select $source, file, line_no, reason, case when reason <> 'ts_out_of_range' then event_date end,
+                   left(line, 4096)
             from _parsed
             where reason is not null
-              and (event_date between ? and ? or event_date is null or reason = 'ts_out_of_range')
+              and (event_date between $first and $last or event_date is null or reason = 'ts_out_of_range')
             union all
-            select ?, file, null, reason, null, null from _file_errors
+            select $source, file, null, reason, null, null from _file_errors
             """,
-            [source, first_day, last_day, source],
+            self.params(),
         )
-        con.execute("delete from raw.ingest_ledger where source = ?", [source])
+        meta = [(i.rel, i.size, i.mtime_ns) for i in (file_info or {}).values()]
+        con.execute("create or replace temp table _file_meta (file varchar, size bigint, mtime_ns bigint)")
+        if meta:
+            con.executemany("insert into _file_meta values (?, ?, ?)", meta)
         con.execute(
             """
             insert into raw.ingest_ledger
-            select ?, f.file, count(p.file),
+            select $source, f.file, count(p.file),
                    count(*) filter (where p.reason is null and not p.is_duplicate),
                    count(*) filter (where p.reason is not null),
                    count(*) filter (where p.is_duplicate),
@@ -386,29 +531,119 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
             from _files f left join _parsed p on p.file = f.file left join _file_errors e on e.file = f.file
             group by f.file
             """,
-            [source],
+            {"source": self.source},
         )
-        con.execute("commit")
+        con.execute(
+            """
+            insert into raw.ingest_files
+            select $source, f.file, any_value(m.size), any_value(m.mtime_ns), min(p.event_date), max(p.event_date),
+                   $version
+            from _files f left join _parsed p on p.file = f.file left join _file_meta m on m.file = f.file
+            group by f.file
+            """,
+            {"source": self.source, "version": PARSER_VERSION},
+        )
+        row = con.execute(
+            "select count(*), count(*) filter (where reason is null and not is_duplicate and event_date between ? and ?), "
+            "count(*) filter (where reason is not null), count(*) filter (where is_duplicate) from _parsed",
+            [self.first, self.last],
+        ).fetchone()
+        for key, value in zip(("lines_read", "rows_loaded", "rows_quarantined", "duplicates"), row):
+            self.stats[key] += int(value)
+        self.stats["unreadable_files"] += int(con.execute("select count(*) from _file_errors").fetchone()[0])
+        con.execute("drop table if exists _file_meta")
+
+    def commit(self) -> dict[str, int]:
+        try:
+            self.con.execute("commit")
+        except Exception:
+            self.con.execute("rollback")
+            raise
+        self.con.execute("drop table if exists _read_files; drop table if exists _present_files")
+        return self.stats
+
+    def rollback(self) -> None:
+        self.con.execute("rollback")
+
+
+def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, files: list[Path],
+         first_day: date, last_day: date, bounds: tuple[date, date]) -> dict[str, int]:
+    """Load the events of days [first_day, last_day] of one JSON-lines source.
+
+    Idempotent: the day range is deleted and re-inserted; the quarantine and ledger rows of the files read
+    are rewritten from the same files. Files are read one at a time (memory stays bounded), and only the
+    files that are new, changed or hold one of the days (see files_to_read). `bounds` is the span of days
+    the partitioning covers; events outside it are quarantined (ts_out_of_range).
+    """
+    ensure_tables(con, src)
+    infos = [_stat(p, landing_dir) for p in files]
+    todo = files_to_read(con, src.name, infos, first_day, last_day)
+    by_rel = {i.rel: i for i in infos}
+    pub = _Publisher(con, src, src.name, first_day, last_day, [i.rel for i in todo], [i.rel for i in infos])
+    try:
+        # Rows already loaded from files this load does not read can make a re-delivered event a duplicate.
+        con.execute("create or replace temp table _unread_files as select file from _present_files "
+                    "where file not in (select file from _read_files)")
+        check_loaded = bool(con.execute(
+            f"select count(*) from (select 1 from {src.table} where source = ? and source_file in "
+            "(select file from _unread_files) limit 1)", [src.name]).fetchone()[0])
+        con.execute("create or replace temp table _seen (h ubigint, id varchar)")
+        con.execute("create or replace temp table _ip_cache (ip varchar, ok boolean)")
+        for info in todo:
+            con.execute("create or replace temp table _files as select ? as file", [info.rel])
+            con.execute("create or replace temp table _file_errors (file varchar, reason varchar)")
+            problem = _read_one(con, landing_dir / info.rel)
+            if problem:
+                con.execute("insert into _file_errors values (?, ?)", [info.rel, problem])
+            con.execute(f"create or replace temp table _parsed as {_parse_sql(src, info.rel, bounds)}")
+            _settle_ips(con, src, bounds)
+            _mark_duplicates(con, src, check_loaded)
+            pub.publish({info.rel: by_rel[info.rel]})
+            _drop_src(con)
+        stats = pub.commit()
     except Exception:
-        con.execute("rollback")
+        try:
+            pub.rollback()
+        except duckdb.Error:
+            pass
         raise
-    stats = con.execute(
-        "select count(*), count(*) filter (where reason is null and not is_duplicate and event_date between ? and ?), "
-        "count(*) filter (where reason is not null), count(*) filter (where is_duplicate) from _parsed",
-        [first_day, last_day],
-    ).fetchone()
-    file_errors = con.execute("select count(*) from _file_errors").fetchone()[0]
+    finally:
+        con.execute("drop table if exists _seen; drop table if exists _ip_cache; drop table if exists _unread_files; "
+                    "drop table if exists _parsed; drop table if exists _files; drop table if exists _file_errors")
+        _drop_src(con)
+    stats["files_skipped"] = len(infos) - len(todo)
+    return stats
+
+
+def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, first_day: date, last_day: date,
+              n_files: int) -> dict[str, int]:
+    """Publish temp table _parsed of one source (ledger name `source`) for days [first_day, last_day].
+
+    _parsed holds every raw column (file and line_no standing for source_file and source_line), plus
+    reason (null = valid) and is_duplicate; _files lists the files read and _file_errors the unreadable
+    ones. Only this source's rows of the raw table are replaced.
+    """
+    files = [r[0] for r in con.execute("select file from _files order by file").fetchall()]
+    pub = _Publisher(con, src, source, first_day, last_day, files, files)
+    try:
+        pub.publish()
+    except Exception:
+        pub.rollback()
+        raise
+    stats = pub.commit()
+    stats["files"] = n_files
     con.execute("drop table if exists _parsed; drop table if exists _lines; drop table if exists _files")
-    return {"lines_read": stats[0], "rows_loaded": stats[1], "rows_quarantined": stats[2],
-            "duplicates": stats[3], "files": n_files, "unreadable_files": file_errors}
+    return stats
 
 
 # UTC day of a raw line, per source format (a cheap scan to find which partitions hold data).
+# try() turns a line that is not JSON into null, one row at a time, instead of parsing every line twice
+# (json_valid, then the extraction): 0.65 s instead of 1.6-2.1 s per 1.4M lines.
 DAY_OF_LINE = {
-    "json": "try_cast(json_extract_string(line, '$.ts') as timestamptz)::date",
+    "json": "try_cast(try(json_extract_string(line, '$.ts')) as timestamptz)::date",
     "cdn": "try_cast(split_part(line, chr(9), 1) as date)",
     "weblogs": "try_strptime(regexp_extract(line, '\\[([^\\]]+)\\]', 1), '%d/%b/%Y:%H:%M:%S %z')::date",
-    "cloudtrail": "try_cast(json_extract_string(line, '$.eventTime') as timestamptz)::date",
+    "cloudtrail": "try_cast(try(json_extract_string(line, '$.eventTime')) as timestamptz)::date",
 }
 
 
@@ -422,8 +657,7 @@ def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str 
             row = con.execute(
                 f"select min(d), max(d) from (select {DAY_OF_LINE[kind]} as d from read_csv(?, columns={{'line': 'VARCHAR'}}, "
                 "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
-                "ignore_errors=true) where line is not null and line not like '#%' and "
-                + ("json_valid(line))" if kind in ("json", "cloudtrail") else "true)"),
+                "ignore_errors=true) where line is not null and line not like '#%')",
                 [str(path)],
             ).fetchone()
         except duckdb.Error:

@@ -99,7 +99,7 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
     con.execute("begin transaction")
     try:
         con.execute(f"delete from masked.{dataset} where {PARTITION_COLUMN} between ? and ?", [first_day, last_day])
-        con.execute(f"insert into masked.{dataset} {query} order by ts",
+        con.execute(f"insert into masked.{dataset} {query}",
                     {"key_id": key_id, "first": first_day, "last": last_day})
         con.execute("commit")
     except Exception:
@@ -121,7 +121,12 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
                           for d in policy.masking}, min_length=0)
     counts: dict[str, int] = {}
     for column in string_columns:
-        n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]
+        # the distinct values first (a pseudonym column has one per person, most columns a handful); the
+        # rows are counted only for a column where some value matched
+        n = con.execute(f"select count(*) from (select distinct {column} as v from {table} where {column} is not null) "
+                        "semi join _raw_ids using (v)").fetchone()[0]
+        if n:
+            n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]
         counts[column] = int(n)
     con.execute("drop table if exists _raw_ids")
     return counts

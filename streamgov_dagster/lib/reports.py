@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .warehouse import table_exists
+from .warehouse import column_types, table_exists
 
 TREND_DAYS = 7
 
@@ -282,7 +282,6 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
     trend = con.execute("select * from reports.violation_trend order by rule_id").df()
     quality = (con.execute("select * from reports.detection_quality order by rule_id").df()
                if table_exists(con, "reports", "detection_quality") else pd.DataFrame())
-    consent_log = con.execute("select * from consent.consent_log order by seq").df()
     activity = con.execute("select * from reports.consent_activity order by day").df()
     mismatches = con.execute("select finding, purpose, count(*) as n from consent.signal_mismatches "
                              "group by all order by n desc").df()
@@ -298,7 +297,7 @@ def write_files(con: duckdb.DuckDBPyConnection, reports_dir: Path, ctx: ReportCo
         "consent_management_log": reports_dir / "consent_management_log.csv",
     }
     summary.to_csv(paths["access_audit_summary"], index=False)
-    consent_log.to_csv(paths["consent_management_log"], index=False)
+    copy_csv(con, "consent.consent_log", "seq", paths["consent_management_log"])
 
     banner = ("<p class='warn'><strong>Demo pseudonym key in use.</strong> STREAMGOV_PSEUDONYM_KEY is not set: "
               "pseudonyms in this report are computed with the public demo key and are NOT protected.</p>"
@@ -355,6 +354,30 @@ policy: {html.escape(ctx.policy_source)}</p>
         md += ["## Detection quality", "", _md_table(quality)]
     paths["md"].write_text("\n".join(md), encoding="utf-8")
     return paths
+
+
+def copy_csv(con: duckdb.DuckDBPyConnection, table: str, order_by: str, path: Path) -> None:
+    """Write a table to CSV straight from DuckDB (no DataFrame), rendered as pandas' to_csv rendered it:
+    empty strings unquoted, booleans True/False, each timestamp column to the finest unit its values need."""
+    schema, name = table.split(".", 1)
+    select = []
+    for column, sql_type in column_types(con, schema, name):
+        if sql_type == "VARCHAR":
+            select.append(f"nullif({column}, '') as {column}")
+        elif sql_type == "BOOLEAN":
+            select.append(f"case when {column} then 'True' when not {column} then 'False' end as {column}")
+        elif sql_type == "TIMESTAMP":
+            # pandas writes a column to the finest unit any of its values needs: seconds, ms or µs
+            us, ms = con.execute(f"select bool_or(epoch_us({column}) % 1000 <> 0), "
+                                 f"bool_or(epoch_us({column}) % 1000000 <> 0) from {table}").fetchone()
+            fmt = "%Y-%m-%d %H:%M:%S" + (".%f" if us else ".%g" if ms else "")
+            select.append(f"strftime({column}, '{fmt}') as {column}")
+        elif sql_type in ("BIGINT", "INTEGER"):
+            select.append(column)
+        else:
+            raise ValueError(f"{table}.{column}: no CSV rendering for {sql_type}")
+    con.execute(f"copy (select {', '.join(select)} from {table} order by {order_by}) to '{path}' "
+                "(header, delimiter ',')")
 
 
 def now_utc() -> str:

@@ -114,9 +114,10 @@ def consent_log_chain_intact(duckdb: DuckDBResource, governance: GovernanceConfi
 def consent_gated_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
     """Consent-gated datasets, rebuilt every run so a withdrawal keeps later events out at once."""
     with warehouse(duckdb, governance) as con:
+        consent.build_gated(con)
+        checked = consent.gated_violations(con)
         for purpose in consent.GATED_PURPOSES:
-            consent.build_gated(con, purpose)
-            lacking, missing = consent.gated_violations(con, purpose)
+            lacking, missing = checked[purpose]
             yield dg.MaterializeResult(asset_key=["masked", f"{purpose}_events"],
                                        metadata=table_metadata(con, f"masked.{purpose}_events",
                                                                pseudonym_key_id=governance.key_id))

@@ -96,9 +96,8 @@ def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     with warehouse(duckdb, governance) as con:
         figures = reports.kpis(con)
         staged = reports.write_files(con, staging, ctx, figures)
-        raw_ids = leakguard.raw_identifier_set(con)
-    # The files are scanned before they are published: a hit keeps them out of the reports folder.
-    hits = leakguard.scan_files(list(staged.values()), raw_ids)
+        # The files are scanned before they are published: a hit keeps them out of the reports folder.
+        hits = leakguard.scan_files_in_warehouse(con, list(staged.values()))
     if hits:
         shutil.rmtree(staging, ignore_errors=True)
         raise dg.Failure(description="personal data found in report files; nothing was published",
