@@ -510,8 +510,10 @@ def mark_verified(con: duckdb.DuckDBPyConnection, verified: bool, pending: list[
 
 COMPACT_SCRIPT = """
 import sys, duckdb
-src, dst = sys.argv[1], sys.argv[2]
+src, dst, memory_limit = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
+# DuckDB's default is 80% of the machine's memory: the copy stays under the warehouse's cap instead
+con.execute("SET memory_limit = ?", [memory_limit])
 con.execute(f"attach '{src}' as src")  # read-write: fails unless no other process holds the file
 con.execute("checkpoint src")
 con.execute(f"attach '{dst}' as dst")
@@ -533,7 +535,10 @@ def compact(db_path: Path) -> str | None:
 
     tmp = db_path.with_name(db_path.name + ".compact")
     tmp.unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, "-c", COMPACT_SCRIPT, str(db_path), str(tmp)],
+    from .warehouse import DEFAULT_MEMORY_LIMIT
+
+    limit = os.environ.get("STREAMGOV_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    done = subprocess.run([sys.executable, "-c", COMPACT_SCRIPT, str(db_path), str(tmp), limit],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tmp.unlink(missing_ok=True)

@@ -358,9 +358,11 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, src: JsonSource, check_load
     # within the file: only hashes seen twice need ranking
     parts = ["select line_no from (select line_no, row_number() over (partition by id order by line_no) as rn "
              "from _ids where h in (select h from _ids group by h having count(*) > 1)) where rn > 1"]
-    # an earlier file of this load: an integer semi join, then the exact ids of the few matches
-    parts.append("select c.line_no from (select * from _ids semi join (select h from _seen) s using (h)) c "
-                 "join _seen s on s.h = c.h and s.id = c.id")
+    # an earlier file of this load: a join on the 64-bit hashes alone (built on this file's ids, probed by
+    # the growing _seen), then the exact ids of the few matches
+    con.execute("create or replace temp table _hmatch as select i.line_no, i.id, s.id as seen_id "
+                "from _ids i join _seen s on s.h = i.h")
+    parts.append("select line_no from _hmatch where id = seen_id")
     if check_loaded:
         parts.append(f"select i.line_no from _ids i join (select distinct {id_} as id from {src.table} "
                      f"where source = $source and source_file in (select file from _unread_files)) r on r.id = i.id")
@@ -369,7 +371,7 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, src: JsonSource, check_load
     if con.execute("select count(*) from _dup_lines").fetchone()[0]:
         con.execute("update _parsed set is_duplicate = true where line_no in (select line_no from _dup_lines)")
     con.execute("insert into _seen select h, id from _ids where line_no not in (select line_no from _dup_lines)")
-    con.execute("drop table _dup_lines; drop table _ids")
+    con.execute("drop table _dup_lines; drop table _ids; drop table _hmatch")
 
 
 def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
@@ -447,8 +449,14 @@ def files_to_read(con: duckdb.DuckDBPyConnection, source: str, infos: list[_File
 
 
 class _Publisher:
-    """Publishes _parsed (one or more files of one source, ledger name `source`) for days [first, last] in one
-    transaction: the day range of the raw table, the quarantine and the ledger rows of the files read."""
+    """Publishes _parsed (files of one source, ledger name `source`) for days [first, last].
+
+    Each publish() is one transaction that replaces what the files in _files hold: their rows of the day
+    range in the raw table, their quarantine rows (of the range, and undated) and their ledger rows. So at
+    every moment each file's ledger row and its rows agree, even if a load stops midway (a re-run then
+    finishes it). finish() drops what files no longer in the landing zone left in the range. A transaction
+    per file rather than one for the whole load: DuckDB scans a table created inside an open transaction
+    with one thread, so a load-long transaction made reading, parsing and inserting each file 1.7-2.5x slower."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, first_day: date, last_day: date,
                  read: list[str], present: list[str]) -> None:
@@ -466,19 +474,34 @@ class _Publisher:
             con.executemany("insert into _read_files values (?)", [[r] for r in read])
         if present:
             con.executemany("insert into _present_files values (?)", [[r] for r in present])
-        # The source's ledger and undated quarantine rows are shared by every partition run of the source.
-        begin(con, claim=f"ingest:{source}")
-        try:
-            con.execute(f"delete from {src.table} where event_date between ? and ? and source = ?",
-                        [first_day, last_day, source])
-            stale = "(file in (select file from _read_files) or file not in (select file from _present_files))"
-            con.execute(f"delete from raw.quarantine_lines where source = ? and {stale} "
-                        "and (event_date between ? and ? or event_date is null)", [source, first_day, last_day])
-            con.execute(f"delete from raw.ingest_ledger where source = ? and {stale}", [source])
-            con.execute(f"delete from raw.ingest_files where source = ? and {stale}", [source])
-        except Exception:
-            con.execute("rollback")
-            raise
+
+    def _replace(self, files: str) -> None:
+        """Inside the open transaction: delete what the files (a subquery of file names) hold."""
+        con, src = self.con, self.src
+        con.execute(f"delete from {src.table} where event_date between ? and ? and source = ? and source_file in ({files})",
+                    [self.first, self.last, self.source])
+        con.execute(f"delete from raw.quarantine_lines where source = ? and file in ({files}) "
+                    "and (event_date between ? and ? or event_date is null)", [self.source, self.first, self.last])
+        con.execute(f"delete from raw.ingest_ledger where source = ? and file in ({files})", [self.source])
+        con.execute(f"delete from raw.ingest_files where source = ? and file in ({files})", [self.source])
+
+    def finish(self) -> dict[str, int]:
+        """Files gone from the landing zone: their rows of the range, undated quarantine rows and ledger rows."""
+        con = self.con
+        gone = f"select file from (select distinct source_file as file from {self.src.table} where source = $source " \
+               "and event_date between $first and $last union select file from raw.ingest_ledger where source = $source) " \
+               "where file not in (select file from _present_files)"
+        con.execute(f"create or replace temp table _gone as {gone}", self.params())
+        if con.execute("select count(*) from _gone").fetchone()[0]:
+            begin(con, claim=f"ingest:{self.source}")
+            try:
+                self._replace("select file from _gone")
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+        con.execute("drop table if exists _gone; drop table if exists _read_files; drop table if exists _present_files")
+        return self.stats
 
     def params(self, **extra: object) -> dict[str, object]:
         return {"source": self.source, "first": self.first, "last": self.last, **extra}
@@ -501,6 +524,32 @@ class _Publisher:
             [self.source],
         )
         con.execute("delete from _parsed where file in (select file from _file_errors)")
+        meta = [(i.rel, i.size, i.mtime_ns) for i in (file_info or {}).values()]
+        con.execute("create or replace temp table _file_meta (file varchar, size bigint, mtime_ns bigint)")
+        if meta:
+            con.executemany("insert into _file_meta values (?, ?, ?)", meta)
+        # The source's ledger and undated quarantine rows are shared by every partition run of the source: on
+        # DuckLake two runs publishing the same source conflict, and the loser is retried.
+        begin(con, claim=f"ingest:{self.source}")
+        try:
+            self._publish_rows()
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        row = con.execute(
+            "select count(*), count(*) filter (where reason is null and not is_duplicate and event_date between ? and ?), "
+            "count(*) filter (where reason is not null), count(*) filter (where is_duplicate) from _parsed",
+            [self.first, self.last],
+        ).fetchone()
+        for key, value in zip(("lines_read", "rows_loaded", "rows_quarantined", "duplicates"), row):
+            self.stats[key] += int(value)
+        self.stats["unreadable_files"] += int(con.execute("select count(*) from _file_errors").fetchone()[0])
+        con.execute("drop table if exists _file_meta")
+
+    def _publish_rows(self) -> None:
+        con = self.con
+        self._replace("select file from _files")
         con.execute(self.insert, self.params())
         con.execute(
             """
@@ -515,10 +564,6 @@ class _Publisher:
             """,
             self.params(),
         )
-        meta = [(i.rel, i.size, i.mtime_ns) for i in (file_info or {}).values()]
-        con.execute("create or replace temp table _file_meta (file varchar, size bigint, mtime_ns bigint)")
-        if meta:
-            con.executemany("insert into _file_meta values (?, ?, ?)", meta)
         con.execute(
             """
             insert into raw.ingest_ledger
@@ -543,27 +588,6 @@ class _Publisher:
             """,
             {"source": self.source, "version": PARSER_VERSION},
         )
-        row = con.execute(
-            "select count(*), count(*) filter (where reason is null and not is_duplicate and event_date between ? and ?), "
-            "count(*) filter (where reason is not null), count(*) filter (where is_duplicate) from _parsed",
-            [self.first, self.last],
-        ).fetchone()
-        for key, value in zip(("lines_read", "rows_loaded", "rows_quarantined", "duplicates"), row):
-            self.stats[key] += int(value)
-        self.stats["unreadable_files"] += int(con.execute("select count(*) from _file_errors").fetchone()[0])
-        con.execute("drop table if exists _file_meta")
-
-    def commit(self) -> dict[str, int]:
-        try:
-            self.con.execute("commit")
-        except Exception:
-            self.con.execute("rollback")
-            raise
-        self.con.execute("drop table if exists _read_files; drop table if exists _present_files")
-        return self.stats
-
-    def rollback(self) -> None:
-        self.con.execute("rollback")
 
 
 def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, files: list[Path],
@@ -600,13 +624,7 @@ def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, fil
             _mark_duplicates(con, src, check_loaded)
             pub.publish({info.rel: by_rel[info.rel]})
             _drop_src(con)
-        stats = pub.commit()
-    except Exception:
-        try:
-            pub.rollback()
-        except duckdb.Error:
-            pass
-        raise
+        stats = pub.finish()
     finally:
         con.execute("drop table if exists _seen; drop table if exists _ip_cache; drop table if exists _unread_files; "
                     "drop table if exists _parsed; drop table if exists _files; drop table if exists _file_errors")
@@ -625,12 +643,8 @@ def write_out(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, firs
     """
     files = [r[0] for r in con.execute("select file from _files order by file").fetchall()]
     pub = _Publisher(con, src, source, first_day, last_day, files, files)
-    try:
-        pub.publish()
-    except Exception:
-        pub.rollback()
-        raise
-    stats = pub.commit()
+    pub.publish()
+    stats = pub.finish()
     stats["files"] = n_files
     con.execute("drop table if exists _parsed; drop table if exists _lines; drop table if exists _files")
     return stats
