@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 LANDING := $(or $(STREAMGOV_LANDING_DIR),data/landing)
 
-.PHONY: install run test ui bench demo-data clean
+.PHONY: install run test ui bench bench-history demo-data clean
 EVENTS ?= 10000000
+FORMAT_LINES ?= 2000000
 
 $(BIN)/streamgov: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +35,12 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 # Generates EVENTS access events once into data/bench (reused), runs the pipeline and a plain-SQL baseline.
+# `make bench-history`: the cost of adding one day to a 30-day history, against that day alone.
 bench: install
-	$(BIN)/streamgov bench --events $(EVENTS)
+	$(BIN)/streamgov bench --events $(EVENTS) --format-lines $(FORMAT_LINES)
+
+bench-history: install
+	$(BIN)/streamgov bench --history-days 30
 
 clean:
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/reports data/alerts .dagster_home

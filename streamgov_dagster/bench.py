@@ -13,8 +13,8 @@ from __future__ import annotations
 import gzip
 import os
 import platform
+import shutil
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -45,19 +45,27 @@ def _run_pipeline(landing: Path, work: Path, args: tuple[str, ...] = (), fresh: 
             (work / p).unlink(missing_ok=True)
     home = work / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    config = Path(__file__).resolve().parents[1] / "dagster.yaml"  # the instance settings `make run` uses
+    if config.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(config, home / "dagster.yaml")
     env = {**os.environ, "STREAMGOV_LANDING_DIR": str(landing), "STREAMGOV_DUCKDB_PATH": str(work / "warehouse.duckdb"),
            "STREAMGOV_REPORTS_DIR": str(work / "reports"), "STREAMGOV_ALERTS_PATH": str(work / "alerts.jsonl"),
            "DAGSTER_HOME": str(home), "STREAMGOV_PSEUDONYM_KEY": "bench-key", "STREAMGOV_PSEUDONYM_KEY_ID": "bench"}
     (work / "alerts.jsonl").unlink(missing_ok=True)
     (work / "alerts.jsonl.sent").unlink(missing_ok=True)
+    out = work / "run.log"
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "streamgov_dagster.cli", "run", *args], env=env, capture_output=True,
-                          text=True)
+    with out.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamgov_dagster.cli", "run", *args], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        # wait4 reports this run's peak RSS, including the processes it started (the compaction child)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
     if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-4000:])
+        print(out.read_text()[-6000:])
         raise SystemExit(f"streamgov run failed ({proc.returncode})")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = usage.ru_maxrss
     run = _run_timing(home)
     # Where the wall time goes: before the run starts (imports, the landing zone's day span, definitions),
     # the steps, orchestration between steps, and after the run (alert dispatch, summary).
@@ -213,6 +221,81 @@ def main(events: int, seed: int, cache: Path, format_lines: int) -> int:
     return 0
 
 
+def _link_landing(source: Path, target: Path, days: set[str]) -> Path:
+    """A landing zone of symbolic links to `source`: the day files of `days` (access and audit) and the
+    directory, consent database and ground truth; no data-subject requests (see history())."""
+    shutil.rmtree(target, ignore_errors=True)
+    for folder in ("access", "audit"):
+        (target / folder).mkdir(parents=True)
+        for path in sorted((source / folder).iterdir()):
+            if any(day in path.name for day in days):
+                (target / folder / path.name).symlink_to(path)
+    (target / "directory").mkdir()
+    (target / "directory" / "staff.csv").symlink_to(source / "directory" / "staff.csv")
+    for name in ("consent.db", "ground_truth.jsonl"):
+        (target / name).symlink_to(source / name)
+    return target
+
+
+def _print_run(label: str, result: dict, top: int = 8) -> None:
+    print(f"{label}: {result['wall']:.1f} s wall, peak RSS {result['peak_rss_mb']:,.0f} MB (before the run "
+          f"{result['before_run']:.1f} s, steps {result['steps_total']:.1f} s, between steps "
+          f"{result['in_run'] - result['steps_total']:.1f} s, after {result['after_run']:.1f} s)")
+    for seconds, step in result["steps"][:top]:
+        print(f"  {seconds:7.2f} s  {step}")
+
+
+def history(days: int, events_per_day: int, seed: int, cache: Path) -> int:
+    """The cost of one more day: a warehouse holding `days` days, then day days+1 added and processed
+    (`streamgov run --start D --end D`), against processing that day alone in a fresh warehouse.
+
+    Both runs see the same consent database and directory; neither has data-subject requests, so no
+    erasure (and no compaction) happens in either. The history is built once and kept in the cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"duckdb {duckdb.__version__}")
+    from streamgov_dagster.lib.generator import generate
+
+    start = date(2026, 10, 1)
+    source = cache / f"history-{days + 1}d-{events_per_day}-{seed}"
+    if not (source / "ground_truth.jsonl").exists():
+        t0 = time.time()
+        stats = generate(source, seed=seed, users=max(10, events_per_day // 15), days=days + 1, start=start)
+        print(f"generated {stats.access_events:,} access events over {days + 1} days in {time.time() - t0:.1f} s")
+    all_days = [(start + timedelta(days=i)).isoformat() for i in range(days + 1)]
+    new_day = all_days[-1]
+    base = cache / f"history-work-{days}d-{events_per_day}-{seed}"
+    history_db = base / "history.duckdb"
+    if not history_db.exists():
+        (base / "build").mkdir(parents=True, exist_ok=True)
+        landing = _link_landing(source, base / "landing-history", set(all_days[:-1]))
+        built = _run_pipeline(landing, base / "build", ("--start", all_days[0], "--end", all_days[-2]))
+        _print_run(f"history ({days} days, built once)", built, top=5)
+        shutil.copyfile(base / "build" / "warehouse.duckdb", history_db)
+    # The new day alone, in a fresh warehouse.
+    alone_dir = base / "alone"
+    shutil.rmtree(alone_dir, ignore_errors=True)
+    alone_dir.mkdir()
+    alone = _run_pipeline(_link_landing(source, base / "landing-day", {new_day}), alone_dir,
+                          ("--start", new_day, "--end", new_day))
+    # The same day added to the history: the day's files land next to the history's.
+    plus_dir = base / "plus-one"
+    shutil.rmtree(plus_dir, ignore_errors=True)
+    plus_dir.mkdir()
+    shutil.copyfile(history_db, plus_dir / "warehouse.duckdb")
+    plus = _run_pipeline(_link_landing(source, base / "landing-all", set(all_days)), plus_dir,
+                         ("--start", new_day, "--end", new_day), fresh=False)
+    con = duckdb.connect(str(plus_dir / "warehouse.duckdb"), read_only=True)
+    held = con.execute("select count(*), count(distinct event_date) from raw.access_events").fetchone()
+    day_rows = con.execute("select count(*) from raw.access_events where event_date = ?", [new_day]).fetchone()[0]
+    con.close()
+    print(f"\nday {new_day}: {day_rows:,} access events; the warehouse then holds {held[0]:,} over {held[1]} days")
+    _print_run("that day alone (fresh warehouse)", alone)
+    _print_run(f"that day added to {days} days of history", plus)
+    print(f"\n+1 day / day alone = {plus['wall'] / alone['wall']:.2f} (target <= 1.3)")
+    return 0
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -221,5 +304,9 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache", default="data/bench")
     parser.add_argument("--format-lines", type=int, default=2_000_000)
+    parser.add_argument("--history-days", type=int)
+    parser.add_argument("--events-per-day", type=int, default=300_000)
     a = parser.parse_args()
+    if a.history_days:
+        sys.exit(history(a.history_days, a.events_per_day, a.seed, Path(a.cache)))
     sys.exit(main(a.events, a.seed, Path(a.cache), a.format_lines))

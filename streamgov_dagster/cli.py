@@ -284,8 +284,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from streamgov_dagster.bench import main as bench
+    from streamgov_dagster.bench import history, main as bench
 
+    if args.history_days:
+        return history(args.history_days, args.events_per_day, args.seed, Path(args.cache))
     return bench(args.events, args.seed, Path(args.cache), args.format_lines)
 
 
@@ -333,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=42)
     bench.add_argument("--cache", default="data/bench", help="where generated data is kept between runs")
     bench.add_argument("--format-lines", type=int, default=2_000_000)
+    bench.add_argument("--history-days", type=int, help="instead: the cost of adding one day to this many days of "
+                       "history, against processing that day alone")
+    bench.add_argument("--events-per-day", type=int, default=300_000, help="day size of --history-days")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,5 +1,7 @@
 """Shared metadata helpers for the asset definitions."""
 
+from datetime import date
+
 import dagster as dg
 import duckdb
 
@@ -40,7 +42,7 @@ def table_metadata(con: duckdb.DuckDBPyConnection, qualified: str, **extra: obje
 
 
 def schema_check(con: duckdb.DuckDBPyConnection, table: str, check_name: str | None = None,
-                 model_key: str | None = None) -> dg.AssetCheckResult:
-    """Validate a whole table in DuckDB with its pandera model; metadata holds counts only."""
-    result = validate(con, table, model_key)
+                 model_key: str | None = None, days: tuple[date, date] | None = None) -> dg.AssetCheckResult:
+    """Validate a table (or its rows of `days`) in DuckDB with its pandera model; metadata holds counts only."""
+    result = validate(con, table, model_key, days)
     return dg.AssetCheckResult(check_name=check_name, passed=result.passed, metadata=result.metadata())

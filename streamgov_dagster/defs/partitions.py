@@ -21,3 +21,22 @@ def day_range(context: dg.AssetExecutionContext) -> tuple[date, date]:
     """First and last UTC day (inclusive) of the partition range this run materializes."""
     window = context.partition_time_window
     return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+RANGE_START, RANGE_END, PARTITION = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end",
+                                     "dagster/partition")
+
+
+def run_day_range(context: dg.AssetCheckExecutionContext) -> tuple[date, date] | None:
+    """The UTC days (inclusive) whose partitions the check's run materializes, from the run's tags; None when
+    the run names no partitions (then a check looks at the whole table)."""
+    tags = context.run.tags
+    first, last = tags.get(RANGE_START), tags.get(RANGE_END)
+    if not (first and last) and tags.get(PARTITION):
+        first = last = tags[PARTITION]
+    if not (first and last):
+        return None
+    try:
+        return date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        return None

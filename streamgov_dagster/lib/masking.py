@@ -111,19 +111,24 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
                            [first_day, last_day]).fetchone()[0])
 
 
-def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str]) -> dict[str, int]:
-    """Count, per column of a table, values equal to a raw identifier of any source (exact match).
+def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
+                       days: tuple[date, date] | None = None) -> dict[str, int]:
+    """Count, per column of a table (or of its rows of `days`), values equal to a raw identifier of any
+    source (exact match).
 
     The raw identifiers are every value of the raw columns the masking policy does not keep
     (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events.
     """
     raw_identifiers(con, {SOURCES[d]: tuple(c for c in identifier_columns(policy, d) if c != "user_agent")
                           for d in policy.masking}, min_length=0)
+    if days is not None:
+        table = f"(select * from {table} where {PARTITION_COLUMN} between date '{days[0].isoformat()}' " \
+                f"and date '{days[1].isoformat()}')"
     counts: dict[str, int] = {}
     for column in string_columns:
         # the distinct values first (a pseudonym column has one per person, most columns a handful); the
         # rows are counted only for a column where some value matched
-        n = con.execute(f"select count(*) from (select distinct {column} as v from {table} where {column} is not null) "
+        n = con.execute(f"select count(*) from (select distinct {column} as v from {table} t where {column} is not null) "
                         "semi join _raw_ids using (v)").fetchone()[0]
         if n:
             n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]

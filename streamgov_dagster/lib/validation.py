@@ -7,6 +7,7 @@ them, and they may be personal data).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import duckdb
 import ibis
@@ -40,12 +41,18 @@ def _describe(err: pandera.errors.SchemaError) -> str:
     return f"{column}.{name}" if column else str(name)
 
 
-def validate(con: duckdb.DuckDBPyConnection, table: str, model_key: str | None = None) -> ValidationResult:
+def validate(con: duckdb.DuckDBPyConnection, table: str, model_key: str | None = None,
+             days: tuple[date, date] | None = None) -> ValidationResult:
+    """Validate a table, or (days) only its rows of those event days."""
     model = MODELS[model_key or table]
     schema, name = table.split(".", 1)
     backend = ibis.duckdb.from_connection(con)
     expr = backend.table(name, database=schema)
-    rows = int(con.execute(f"select count(*) from {table}").fetchone()[0])
+    where, params = "", []
+    if days is not None:
+        expr = expr.filter(expr.event_date.between(days[0], days[1]))
+        where, params = " where event_date between ? and ?", list(days)
+    rows = int(con.execute(f"select count(*) from {table}{where}", params).fetchone()[0])
     result = ValidationResult(table=table, rows=rows)
     if rows == 0:
         # pandera's ibis backend reports null and isin failures on an empty table; nothing to check.

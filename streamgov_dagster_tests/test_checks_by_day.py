@@ -1,0 +1,46 @@
+"""Checks of day-partitioned tables look at the days their run wrote."""
+
+import json
+from datetime import date
+from types import SimpleNamespace
+
+from streamgov_dagster.defs.partitions import run_day_range
+from streamgov_dagster.lib import ingest, masking
+from streamgov_dagster.lib.policy import load_policy
+from streamgov_dagster.lib.validation import validate
+from streamgov_dagster_tests.landing import access
+
+BOUNDS = (date(2000, 1, 1), date(2030, 1, 1))
+
+
+def test_run_day_range_from_the_run_tags() -> None:
+    def ctx(tags: dict) -> SimpleNamespace:
+        return SimpleNamespace(run=SimpleNamespace(tags=tags))
+
+    assert run_day_range(ctx({"dagster/asset_partition_range_start": "2026-10-29",
+                              "dagster/asset_partition_range_end": "2026-10-30"})) == (date(2026, 10, 29), date(2026, 10, 30))
+    assert run_day_range(ctx({"dagster/partition": "2026-10-31"})) == (date(2026, 10, 31), date(2026, 10, 31))
+    assert run_day_range(ctx({})) is None
+
+
+def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
+    root = tmp_path / "landing"
+    (root / "access").mkdir(parents=True)
+    lines = [access("a1", "2026-10-29T10:00:00Z", user_id="u-one"), access("b1", "2026-10-30T10:00:00Z", user_id="u-two")]
+    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
+                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
+    masking.build(con, load_policy(), "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
+    # a row of 29 October that breaks the contract, and a raw id copied into a released column
+    con.execute("update raw.access_events set action = 'rewind' where event_id = 'a1'")
+    con.execute("update masked.access_events set country = 'u-one' where event_id = 'a1'")
+    assert not validate(con, "raw.access_events").passed
+    assert not validate(con, "raw.access_events", days=(date(2026, 10, 29), date(2026, 10, 29))).passed
+    only_30 = validate(con, "raw.access_events", days=(date(2026, 10, 30), date(2026, 10, 30)))
+    assert only_30.passed and only_30.rows == 1
+    policy = load_policy()
+    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"])["country"] == 1
+    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"],
+                                      (date(2026, 10, 29), date(2026, 10, 29)))["country"] == 1
+    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"],
+                                      (date(2026, 10, 30), date(2026, 10, 30)))["country"] == 0
