@@ -308,5 +308,5 @@ if __name__ == "__main__":
     parser.add_argument("--events-per-day", type=int, default=300_000)
     a = parser.parse_args()
     if a.history_days:
-        sys.exit(history(a.history_days, a.events_per_day, a.seed, Path(a.cache)))
-    sys.exit(main(a.events, a.seed, Path(a.cache), a.format_lines))
+        sys.exit(history(a.history_days, a.events_per_day, a.seed, Path(a.cache).resolve()))
+    sys.exit(main(a.events, a.seed, Path(a.cache).resolve(), a.format_lines))

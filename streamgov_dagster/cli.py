@@ -286,9 +286,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamgov_dagster.bench import history, main as bench
 
+    # absolute: the child run's DAGSTER_HOME lives in the cache, and Dagster requires an absolute path
+    cache = Path(args.cache).resolve()
     if args.history_days:
-        return history(args.history_days, args.events_per_day, args.seed, Path(args.cache))
-    return bench(args.events, args.seed, Path(args.cache), args.format_lines)
+        return history(args.history_days, args.events_per_day, args.seed, cache)
+    return bench(args.events, args.seed, cache, args.format_lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
