@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from .ingest import ensure_shared_tables
 from .policy import CONSENT_PURPOSES
-from .warehouse import temp_table_from_rows
+from .warehouse import column_types, table_exists, temp_table_from_rows
 
 CONSENT_STATUSES = ("granted", "denied", "withdrawn")
 CONSENT_COLUMNS = ("event_id", "user_id", "purpose", "status", "recorded_at", "expires_at", "source",
@@ -208,44 +208,108 @@ VALID_AT = """exists (select 1 from consent.consent_state s where s.user_pseudon
               and (s.valid_to is null or {e}.ts < s.valid_to))"""
 
 
+# What the gated datasets were last built from: a fingerprint per day of masked.access_events (its rows'
+# count and the sum of their hashes) and one per consent interval (64-bit hashes; no pseudonym is stored).
+GATED_DAYS = "governance.gated_inputs"
+GATED_CONSENT = "governance.gated_consent_inputs"
+
+
+def _gated_plan(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...]) -> bool:
+    """Temp tables _g_days(day) and _g_users(uh): the days whose released events changed since the last build
+    and the users whose consent history changed. Returns False when everything must be rebuilt (first build,
+    other purposes, a dataset missing)."""
+    columns = ", ".join(c for c, _ in column_types(con, "masked", "access_events"))
+    # numbers, not text: the leak guard reads every text column of governance.*, and a long run of digits
+    # there could pass for a card number
+    con.execute(f"create or replace temp table _gfp_days as select event_date as day, count(*) as n, "
+                f"sum(hash({columns})) as h from masked.access_events group by 1")
+    consent_columns = ", ".join(c for c, _ in column_types(con, "consent", "consent_state"))
+    con.execute(f"create or replace temp table _gfp_consent as select hash(user_pseudonym) as uh, "
+                f"hash({consent_columns}) as rh from consent.consent_state")
+    con.execute(f"create table if not exists {GATED_DAYS} (kind varchar, day date, n bigint, h hugeint)")
+    con.execute(f"create table if not exists {GATED_CONSENT} (uh ubigint, rh ubigint)")
+    stored = con.execute(f"select kind from {GATED_DAYS} where kind like 'purposes:%'").fetchone()
+    if not stored or stored[0] != "purposes:" + ",".join(purposes) or not all(
+            table_exists(con, "masked", f"{p}_events") for p in purposes):
+        return False
+    con.execute(f"""create or replace temp table _g_days as select coalesce(c.day, o.day) as day from _gfp_days c
+                    full join (select day, n, h from {GATED_DAYS} where kind = 'day') o on o.day = c.day
+                    where c.n is distinct from o.n or c.h is distinct from o.h""")
+    con.execute(f"""create or replace temp table _g_users as select distinct uh from (
+                        (select uh, rh from _gfp_consent except select uh, rh from {GATED_CONSENT})
+                        union all (select uh, rh from {GATED_CONSENT} except select uh, rh from _gfp_consent))""")
+    return True
+
+
 def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES) -> dict[str, int]:
     """masked.<purpose>_events for each purpose: exactly the released events of that purpose whose user had
-    valid consent at the event's instant (anonymous events cannot prove consent and are left out). One as-of
-    join over the released events serves every purpose; returns the rows per dataset."""
+    valid consent at the event's instant (anonymous events cannot prove consent and are left out).
+
+    Only what changed is recomputed: the days whose released events changed since the last build (by
+    fingerprint: a new day, a rewritten partition, an erasure, the retention purge) and every event of a
+    user whose consent history changed (a withdrawal, a late correction); the rest of each dataset is kept,
+    which is what a full rebuild would give it. The first build rebuilds everything. One as-of join serves
+    every purpose. Returns the rows per dataset; temp table _g_scope says which events were recomputed."""
     unknown = set(purposes) - set(GATED_PURPOSES)
     if unknown:
         raise ValueError(sorted(unknown))
+    incremental = _gated_plan(con, purposes)
+    scope = ("(e.event_date in (select day from _g_days) or hash(e.user_pseudonym) in (select uh from _g_users))"
+             if incremental else "true")
+    con.execute(f"create or replace temp table _g_scope as select {'true' if not incremental else 'false'} as everything")
     con.execute(
-        """
+        f"""
         create or replace temp table _gated as
         select e.* from masked.access_events e
         asof join consent.consent_state s
           on s.user_pseudonym = e.user_pseudonym and s.purpose = e.purpose and e.ts >= s.valid_from
         where list_contains(?, e.purpose) and e.user_pseudonym is not null
-          and s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)
+          and s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to) and {scope}
         """,
         [list(purposes)],
     )
-    out = {}
-    for purpose in purposes:
-        con.execute(f"create or replace table masked.{purpose}_events as select * from _gated where purpose = ? "
-                    "order by ts, event_id", [purpose])
-        out[purpose] = int(con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0])
-    con.execute("drop table _gated")
-    return out
+    con.execute("begin transaction")
+    try:
+        for purpose in purposes:
+            if incremental:
+                con.execute(f"delete from masked.{purpose}_events as e where {scope}")
+                con.execute(f"insert into masked.{purpose}_events select * from _gated where purpose = ? "
+                            "order by ts, event_id", [purpose])
+            else:
+                con.execute(f"create or replace table masked.{purpose}_events as select * from _gated "
+                            "where purpose = ? order by ts, event_id", [purpose])
+        con.execute(f"delete from {GATED_DAYS}")
+        con.execute(f"insert into {GATED_DAYS} select ?, null, null, null union all "
+                    "select 'day', day, n, h from _gfp_days", ["purposes:" + ",".join(purposes)])
+        con.execute(f"delete from {GATED_CONSENT}")
+        con.execute(f"insert into {GATED_CONSENT} select uh, rh from _gfp_consent")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    con.execute("drop table _gated; drop table if exists _gfp_days; drop table if exists _gfp_consent")
+    return {p: int(con.execute(f"select count(*) from masked.{p}_events").fetchone()[0]) for p in purposes}
 
 
 def gated_violations(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES) -> dict[str, tuple[int, int]]:
     """Per purpose: (rows lacking valid consent, valid events missing) of masked.<purpose>_events, checked
-    with the range join VALID_AT, a formulation independent of the as-of join that built them."""
+    with the range join VALID_AT, a formulation independent of the as-of join that built them. After an
+    incremental build (see build_gated), over the events it recomputed: the others were checked when they
+    were computed, and neither they nor their users' consent changed since."""
+    try:
+        everything = con.execute("select everything from _g_scope").fetchone()[0]
+    except duckdb.CatalogException:  # not after build_gated: check everything
+        everything = True
+    scope = "true" if everything else \
+        "(e.event_date in (select day from _g_days) or hash(e.user_pseudonym) in (select uh from _g_users))"
     expected = dict(con.execute(
         f"select e.purpose, count(*) from masked.access_events e where list_contains(?, e.purpose) and "
-        f"e.user_pseudonym is not null and {VALID_AT.format(e='e')} group by 1", [list(purposes)]).fetchall())
+        f"e.user_pseudonym is not null and {scope} and {VALID_AT.format(e='e')} group by 1", [list(purposes)]).fetchall())
     out = {}
     for purpose in purposes:
         lacking = con.execute(f"select count(*) from masked.{purpose}_events e "
-                              f"where not ({VALID_AT.format(e='e')})").fetchone()[0]
-        present = con.execute(f"select count(*) from masked.{purpose}_events").fetchone()[0]
+                              f"where {scope} and not ({VALID_AT.format(e='e')})").fetchone()[0]
+        present = con.execute(f"select count(*) from masked.{purpose}_events e where {scope}").fetchone()[0]
         out[purpose] = (int(lacking), int(expected.get(purpose, 0) - present + lacking))
     return out
 

@@ -364,14 +364,17 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, src: JsonSource, check_load
                 "from _ids i join _seen s on s.h = i.h")
     parts.append("select line_no from _hmatch where id = seen_id")
     if check_loaded:
-        parts.append(f"select i.line_no from _ids i join (select distinct {id_} as id from {src.table} "
-                     f"where source = $source and source_file in (select file from _unread_files)) r on r.id = i.id")
-    con.execute(f"create or replace temp table _dup_lines as {' union '.join(parts)}",
-                {"source": src.name} if check_loaded else {})
+        # the loaded ids are only scanned and hashed (no distinct over the whole history): the hash table is
+        # built on this file's ids
+        con.execute(f"create or replace temp table _lmatch as select i.line_no, i.id, r.{id_} as loaded_id "
+                    f"from _ids i join (select {id_} from {src.table} where source = ? and source_file in "
+                    f"(select file from _unread_files)) r on hash(r.{id_}) = i.h", [src.name])
+        parts.append("select line_no from _lmatch where id = loaded_id")
+    con.execute(f"create or replace temp table _dup_lines as {' union '.join(parts)}")
     if con.execute("select count(*) from _dup_lines").fetchone()[0]:
         con.execute("update _parsed set is_duplicate = true where line_no in (select line_no from _dup_lines)")
     con.execute("insert into _seen select h, id from _ids where line_no not in (select line_no from _dup_lines)")
-    con.execute("drop table _dup_lines; drop table _ids; drop table _hmatch")
+    con.execute("drop table _dup_lines; drop table _ids; drop table _hmatch; drop table if exists _lmatch")
 
 
 def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
@@ -475,11 +478,16 @@ class _Publisher:
         if present:
             con.executemany("insert into _present_files values (?)", [[r] for r in present])
 
-    def _replace(self, files: str) -> None:
+    def _replace(self, files: str, known: bool = False) -> None:
         """Inside the open transaction: delete what the files (a subquery of file names) hold."""
         con, src = self.con, self.src
-        con.execute(f"delete from {src.table} where event_date between ? and ? and source = ? and source_file in ({files})",
-                    [self.first, self.last, self.source])
+        # Rows can only be there for a file the ledger knows (they are written in the same transaction): a
+        # new file needs no scan of the range, which grows with the history.
+        known = known or con.execute(f"select count(*) from raw.ingest_ledger where source = ? and file in ({files})",
+                                     [self.source]).fetchone()[0] > 0
+        if known:
+            con.execute(f"delete from {src.table} where event_date between ? and ? and source = ? "
+                        f"and source_file in ({files})", [self.first, self.last, self.source])
         con.execute(f"delete from raw.quarantine_lines where source = ? and file in ({files}) "
                     "and (event_date between ? and ? or event_date is null)", [self.source, self.first, self.last])
         con.execute(f"delete from raw.ingest_ledger where source = ? and file in ({files})", [self.source])
@@ -495,7 +503,7 @@ class _Publisher:
         if con.execute("select count(*) from _gone").fetchone()[0]:
             begin(con, claim=f"ingest:{self.source}")
             try:
-                self._replace("select file from _gone")
+                self._replace("select file from _gone", known=True)
                 con.execute("commit")
             except Exception:
                 con.execute("rollback")
