@@ -222,11 +222,11 @@ def _gated_plan(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...]) -> bo
     # numbers, not text: the leak guard reads every text column of governance.*, and a long run of digits
     # there could pass for a card number
     con.execute(f"create or replace temp table _gfp_days as select event_date as day, count(*) as n, "
-                f"sum(hash({columns})) as h from masked.access_events group by 1")
+                f"(sum(hash({columns})) % 18446744073709551616)::ubigint as h from masked.access_events group by 1")
     consent_columns = ", ".join(c for c, _ in column_types(con, "consent", "consent_state"))
     con.execute(f"create or replace temp table _gfp_consent as select hash(user_pseudonym) as uh, "
                 f"hash({consent_columns}) as rh from consent.consent_state")
-    con.execute(f"create table if not exists {GATED_DAYS} (kind varchar, day date, n bigint, h hugeint)")
+    con.execute(f"create table if not exists {GATED_DAYS} (kind varchar, day date, n bigint, h ubigint)")  # DuckLake keeps a HUGEINT only as a double
     con.execute(f"create table if not exists {GATED_CONSENT} (uh ubigint, rh ubigint)")
     stored = con.execute(f"select kind from {GATED_DAYS} where kind like 'purposes:%'").fetchone()
     if not stored or stored[0] != "purposes:" + ",".join(purposes) or not all(
