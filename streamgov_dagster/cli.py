@@ -234,14 +234,18 @@ def cmd_dsar_status(args: argparse.Namespace) -> int:
         if not table_exists(con, "reports", "dsar_status"):
             print("no data-subject requests processed yet", file=sys.stderr)
             return EXIT_OK
-        rows = con.execute("select request_id, type, received_at, deadline, answered_at, status, "
-                           "datediff('day', now()::timestamp, deadline) from reports.dsar_status "
-                           "order by deadline, request_id").fetchall()
+        # verified_at from the log itself: the status report is built before the run's verification
+        rows = con.execute("select s.request_id, s.type, s.received_at, s.deadline, s.answered_at, s.status, "
+                           "datediff('day', now()::timestamp, s.deadline), l.verified_at from reports.dsar_status s "
+                           "left join governance.dsar_log l using (request_id) order by s.deadline, s.request_id").fetchall()
     finally:
         con.close()
     print(f"{'request_id':<24} {'type':<8} {'received_at':<20} {'deadline':<20} {'answered_at':<20} status")
-    for rid, kind, received, deadline, answered, status, days in rows:
+    for rid, kind, received, deadline, answered, status, days, verified in rows:
         extra = f" ({days} days left)" if answered is None and days >= 0 else ""
+        if kind == "erasure" and answered is not None:
+            # the rows are gone at once; the rewrite that purges their deleted bytes from the file is batched
+            extra += f", purge verified {verified:%Y-%m-%d %H:%M:%S}" if verified else ", purge of deleted bytes pending"
         print(f"{rid:<24} {kind:<8} {received:%Y-%m-%d %H:%M:%S}  {deadline:%Y-%m-%d %H:%M:%S}  "
               f"{answered.strftime('%Y-%m-%d %H:%M:%S') if answered else '-':<20} {status}{extra}")
     return EXIT_OK

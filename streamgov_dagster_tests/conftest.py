@@ -60,3 +60,19 @@ def run_pipeline(first: str, last: str, instance: dg.DagsterInstance | None = No
 
 def require_postgres() -> bool:
     return os.environ.get("STREAMGOV_REQUIRE_POSTGRES") == "1"
+
+
+def policy_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alerting: dict[str, object]) -> Path:
+    """STREAMGOV_POLICY_DIR pointed at a copy of the packaged policies with alerting.yaml's keys overridden."""
+    import shutil
+
+    import yaml
+
+    from streamgov_dagster.lib import policy
+
+    folder = tmp_path / "policies"
+    shutil.copytree(Path(policy.__file__).resolve().parents[1] / "policies", folder)
+    data = yaml.safe_load((folder / "alerting.yaml").read_text())
+    (folder / "alerting.yaml").write_text(yaml.safe_dump({**data, **alerting}))
+    monkeypatch.setenv("STREAMGOV_POLICY_DIR", str(folder))
+    return folder

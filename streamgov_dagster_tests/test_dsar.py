@@ -56,8 +56,23 @@ def _read(env, sql: str) -> list[tuple]:
         con.close()
 
 
-def _everything_naming(env, needles: set[str]) -> dict[str, int]:
-    """Every table of every zone, every report file, the alert file, the warehouse bytes."""
+def _verification_metadata(result) -> dict[str, object]:
+    events = [e for e in result.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey(["governance", "erasure_verification"])]
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def _age_pending_erasures(env, days: int) -> None:
+    """As if the erasures awaiting the rewrite of the file had been waiting `days` longer."""
+    con = duckdb.connect(str(env["warehouse"]))
+    try:
+        con.execute("update raw.erasure_pending set pending_since = pending_since - to_days(?)", [days])
+    finally:
+        con.close()
+
+
+def _everything_naming(env, needles: set[str], file_bytes: bool = True) -> dict[str, int]:
+    """Every table of every zone, every report file, the alert file, the warehouse bytes (file_bytes)."""
     hits: dict[str, int] = {}
     con = duckdb.connect(str(env["warehouse"]), read_only=True)
     try:
@@ -72,7 +87,7 @@ def _everything_naming(env, needles: set[str]) -> dict[str, int]:
     finally:
         con.close()
     files = [p for p in env["reports"].rglob("*") if p.is_file()] + [env["alerts"]]
-    files += [env["warehouse"]]
+    files += [env["warehouse"]] if file_bytes else []
     for path in files:
         data = path.read_bytes()
         for needle in needles:
@@ -99,6 +114,23 @@ def test_access_export_then_erasure_everywhere(env) -> None:
               ("REQ-ERA-1", GONE, "erasure", (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+02:00")))
     result = run_pipeline(DAY, DAY, instance)
     assert result.success
+    gone = {GONE, GONE_EMAIL, gone_pseudonym, pseudonym(TEST_KEY, GONE_EMAIL, email=True), "s-gone"}
+    gone_session = pseudonym(TEST_KEY, "s-gone")
+
+    # The user's rows are gone at once and the run found them in no table, report or alert. The rewrite of
+    # the file that purges its deleted bytes is batched (erasure_compaction_delay_days, 7): until then only
+    # the raw zone's list of pending tokens names the user, and the erasure is answered, not yet verified.
+    waiting = _everything_naming(env, gone | {gone_session}, file_bytes=False)
+    assert set(waiting) == {"raw.erasure_pending.token"}
+    assert _verification_metadata(result)["erasures_awaiting_compaction"] == 1
+    assert not _verification_metadata(result)["warehouse_compacted"]
+    assert _read(env, "select count(*) from governance.dsar_log where verified_at is not null")[0][0] == 0
+    _age_pending_erasures(env, days=6)  # not yet due
+    assert run_pipeline(DAY, DAY, instance).success
+    assert _read(env, "select count(*) from raw.erasure_pending")[0][0] > 0
+    _age_pending_erasures(env, days=2)  # waited 8 days: the next run rewrites the file
+    purge = run_pipeline(DAY, DAY, instance)
+    assert purge.success and _verification_metadata(purge)["warehouse_compacted"]
 
     # access: the user's events, consent history and the staff who touched their data
     folder = env["reports"] / "dsar" / "REQ-ACC-1"
@@ -109,8 +141,6 @@ def test_access_export_then_erasure_everywhere(env) -> None:
     assert {r["user_id"] for r in csv.DictReader((folder / "access_events.csv").open())} == {KEPT}
 
     # erasure: nothing names the user anywhere, raw zone and warehouse bytes included
-    gone = {GONE, GONE_EMAIL, gone_pseudonym, pseudonym(TEST_KEY, GONE_EMAIL, email=True), "s-gone"}
-    gone_session = pseudonym(TEST_KEY, "s-gone")
     assert _everything_naming(env, gone | {gone_session}) == {}
     assert gone_pseudonym in alerts_before and "[erased]" in env["alerts"].read_text(encoding="utf-8")
     # ... while the other user and the staff record stay (the audit row loses only its subject)
@@ -158,6 +188,9 @@ def test_access_export_then_erasure_everywhere(env) -> None:
                 [GONE])
     con.close()
     assert run_pipeline(DAY, DAY, instance).success  # the restored day is not reloaded: the register finds it
+    assert set(_everything_naming(env, gone | {gone_session}, file_bytes=False)) == {"raw.erasure_pending.token"}
+    _age_pending_erasures(env, days=8)
+    assert run_pipeline(DAY, DAY, instance).success
     assert _everything_naming(env, gone | {gone_session}) == {}
     assert _read(env, "select count(*) from governance.dsar_log where type = 'erasure' and verified_at is null")[0][0] == 0
     assert _read(env, "select count(*) from raw.erasure_pending")[0][0] == 0

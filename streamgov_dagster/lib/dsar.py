@@ -50,8 +50,11 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists raw.dsar_requests (request_id varchar, type varchar, user_id varchar, "
                 "received_at timestamp, deadline timestamp, source_file varchar, source_line bigint, "
                 "loaded_at timestamp)")
-    # Tokens of erasures executed and not yet verified: raw zone, emptied once verification passes.
-    con.execute("create table if not exists raw.erasure_pending (request_id varchar, kind varchar, token varchar)")
+    # Tokens of erasures executed and not yet verified: raw zone, emptied once verification passes (after the
+    # warehouse is rewritten). pending_since dates the wait for that rewrite (erasure_compaction_delay_days).
+    con.execute("create table if not exists raw.erasure_pending (request_id varchar, kind varchar, token varchar, "
+                "pending_since timestamp)")
+    con.execute("alter table raw.erasure_pending add column if not exists pending_since timestamp")
     con.execute("create table if not exists governance.dsar_log (request_id varchar, type varchar, "
                 "received_at timestamp, deadline timestamp, answered_at timestamp, rows_affected bigint, "
                 "detail varchar, verified_at timestamp)")
@@ -310,7 +313,8 @@ def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, re
         """,
         {"user": user_id},
     )
-    con.execute("insert into raw.erasure_pending select ?, kind, token from _tokens", [request_id])
+    con.execute("insert into raw.erasure_pending select ?, kind, token, date_trunc('second', now()::timestamp) "
+                "from _tokens", [request_id])
     con.execute("begin transaction")
     try:
         for table, (column, how) in SUBJECT_COLUMNS.items():
@@ -451,16 +455,29 @@ def _redact_alerts(con: duckdb.DuckDBPyConnection, alerts_path: Path | None) -> 
 
 # ------------------------------------------------------------------------------------ verification
 
-def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path,
-                    alerts_path: Path | None) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+def purge_due(con: duckdb.DuckDBPyConnection, delay_days: int) -> bool:
+    """Whether the erasures waiting in raw.erasure_pending are due for the physical purge (the rewrite of
+    the warehouse): the oldest has waited delay_days (0: at once). A row from before pending_since existed
+    is due."""
+    ensure_tables(con)
+    return bool(con.execute(
+        "select count(*) from raw.erasure_pending where token is not null and (pending_since is null or "
+        "pending_since <= now()::timestamp - to_days(?))", [int(delay_days)]).fetchone()[0])
+
+
+def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_path: Path | None,
+                    purge: bool = True) -> tuple[dict[str, int], list[tuple]]:
     """For every erasure not verified yet: count what still names the user (ids, emails, pseudonyms and
     their 12-character report prefixes) in every table of every zone, the report files and the alert
-    file. When clean, the requests are marked verified and their tokens leave the warehouse; the pending
-    rows (request_id, kind, token) are returned so the caller can check the compacted file (`compact`,
-    `file_hits`) and, should it fail, put them back (`mark_verified`). Counts only."""
+    file. When clean and `purge` (the physical purge is due, see purge_due), the requests are marked
+    verified and their tokens leave the warehouse; the pending rows (request_id, kind, token,
+    pending_since) are returned so the caller can check the compacted file (`compact`, `file_hits`) and,
+    should it fail, put them back (`mark_verified`). When clean and not `purge`, the tokens stay pending
+    (raw zone) for the purge of a later run. Counts only."""
     ensure_tables(con)
-    pending = con.execute("select request_id, kind, token from raw.erasure_pending where token is not null").fetchall()
-    tokens = {token for _, _, token in pending}
+    pending = con.execute("select request_id, kind, token, pending_since from raw.erasure_pending "
+                          "where token is not null").fetchall()
+    tokens = {row[2] for row in pending}
     if not tokens:
         return {}, pending
     con.execute("create or replace temp table _tokens as select distinct token from raw.erasure_pending "
@@ -488,24 +505,26 @@ def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         n = sum(1 for t in needles if t in text)
         if n:
             hits[f"file:{path.name}"] = n
-    if not hits:
+    if not hits and purge:
         mark_verified(con, True, pending)
     return hits, pending
 
 
-def mark_verified(con: duckdb.DuckDBPyConnection, verified: bool, pending: list[tuple[str, str, str]]) -> None:
+def mark_verified(con: duckdb.DuckDBPyConnection, verified: bool, pending: list[tuple]) -> None:
     """Verified: stamp the erasures and drop their tokens (before the file is compacted, so the tokens
     leave it too). Not verified after all (the compacted file still held a token): un-stamp them and put
     the same pending rows back, so the next run checks each request again."""
-    requests = sorted({request_id for request_id, _, _ in pending})
+    requests = sorted({row[0] for row in pending})
     if verified:
         con.execute("update governance.dsar_log set verified_at = date_trunc('second', now()::timestamp) "
                     "where type = 'erasure' and verified_at is null and list_contains(?, request_id)", [requests])
         con.execute("delete from raw.erasure_pending")
         return
     con.execute("update governance.dsar_log set verified_at = null where list_contains(?, request_id)", [requests])
-    temp_table_from_rows(con, "_pending_back", {"request_id": "varchar", "kind": "varchar", "token": "varchar"}, pending)
-    con.execute("insert into raw.erasure_pending select * from _pending_back; drop table _pending_back")
+    temp_table_from_rows(con, "_pending_back", {"request_id": "varchar", "kind": "varchar", "token": "varchar",
+                                                "pending_since": "timestamp"}, pending)
+    con.execute("insert into raw.erasure_pending (request_id, kind, token, pending_since) select * from _pending_back; "
+                "drop table _pending_back")
 
 
 COMPACT_SCRIPT = """

@@ -28,6 +28,8 @@ UA_FAMILY = """case
     else 'other' end"""
 
 SOURCES = {"access_events": "raw.access_events", "audit_events": "raw.audit_events"}
+# The event id each masked dataset keeps: unique per row.
+UNIQUE_IDS = {"masked.access_events": "event_id", "masked.audit_events": "audit_id"}
 PARTITION_COLUMN = "event_date"
 
 
@@ -121,11 +123,17 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     """
     raw_identifiers(con, {SOURCES[d]: tuple(c for c in identifier_columns(policy, d) if c != "user_agent")
                           for d in policy.masking}, min_length=0)
+    table_name = table
     if days is not None:
         table = f"(select * from {table} where {PARTITION_COLUMN} between date '{days[0].isoformat()}' " \
                 f"and date '{days[1].isoformat()}')"
     counts: dict[str, int] = {}
     for column in string_columns:
+        if column == UNIQUE_IDS.get(table_name):
+            # one value per row: the rows are probed directly (a distinct over them costs 6x as much)
+            counts[column] = int(con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v")
+                                 .fetchone()[0])
+            continue
         # the distinct values first (a pseudonym column has one per person, most columns a handful); the
         # rows are counted only for a column where some value matched
         n = con.execute(f"select count(*) from (select distinct {column} as v from {table} t where {column} is not null) "

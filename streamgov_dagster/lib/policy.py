@@ -167,9 +167,11 @@ def _validate_roles(path: Path, data: dict[str, Any]) -> tuple[dict[str, list[st
 def _validate_alerting(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("min_severity") not in SEVERITIES:
         raise PolicyError(path, "min_severity", f"must be one of {', '.join(SEVERITIES)}")
-    data = {"dsar_warning_days": 7, **data}
-    for key in ("webhook_timeout_seconds", "schedule_lookback_days", "dsar_warning_days"):
+    data = {"dsar_warning_days": 7, "erasure_compaction_delay_days": 7, **data}
+    for key in ("webhook_timeout_seconds", "schedule_lookback_days", "dsar_warning_days", "erasure_compaction_delay_days"):
         _expect(path, key, data.get(key), int)
+    if data["erasure_compaction_delay_days"] < 0:
+        raise PolicyError(path, "erasure_compaction_delay_days", "must be >= 0")
     return dict(data)
 
 

@@ -113,9 +113,19 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
                          alert_sink: AlertSinkResource) -> dg.MaterializeResult:
     """After everything was rebuilt: what still names an erased user (hits per place, counts only)."""
     lake = target_of(duckdb).is_lake
+    delay = governance.policy().alerting["erasure_compaction_delay_days"]
     with warehouse(duckdb, governance) as con:
-        hits, pending_rows = dsar.verify_erasures(con, Path(governance.reports_dir), alert_sink.file)
-        tokens = {token for _, _, token in pending_rows}
+        # The rewrite of the whole warehouse is batched: it runs once the oldest erasure awaiting it has waited
+        # the policy's delay (every table, report and alert is clean of the user from the erasure run on).
+        due = dsar.purge_due(con, delay)
+        hits, pending_rows = dsar.verify_erasures(con, Path(governance.reports_dir), alert_sink.file, purge=due)
+        tokens = {row[2] for row in pending_rows}
+        awaiting = len({row[0] for row in pending_rows}) if tokens and not hits and not due else 0
+        if awaiting:
+            tokens = set()  # no physical purge in this run
+            oldest = min((row[3] for row in pending_rows if row[3] is not None), default=None)
+            context.log.info(f"{awaiting} erasure request(s) clean in every table, report and alert; the warehouse "
+                             f"rewrite that purges deleted bytes is due {delay} day(s) after {oldest} (UTC)")
         purged: dict[str, int] = {}
         if lake and tokens and not hits:
             # DuckLake keeps deleted rows in their Parquet files and in older snapshots: purge them with
@@ -124,7 +134,7 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
             hits.update(lake_lib.data_file_hits(con, tokens))
             if hits:
                 dsar.mark_verified(con, False, pending_rows)
-    pending = len({request_id for request_id, _, _ in pending_rows})
+    pending = len({row[0] for row in pending_rows})
     compacted = bool(purged) if lake else None
     if tokens and not hits and not lake:
         # Deleted rows survive in the file's free blocks until it is rewritten: compact, then look at the bytes.
@@ -144,7 +154,7 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
                                "and verified_at is not null").fetchone()[0]
     return dg.MaterializeResult(
         metadata={"erasures_checked": int(pending), "erasures_verified_total": int(verified),
-                  "warehouse_compacted": bool(compacted), **{f"lake/{k}": v for k, v in purged.items()},
+                  "erasures_awaiting_compaction": int(awaiting), "warehouse_compacted": bool(compacted), **{f"lake/{k}": v for k, v in purged.items()},
                   "hits": sum(hits.values()), **{f"hits/{k}": v for k, v in hits.items()}},
         check_results=[dg.AssetCheckResult(check_name="erased_subjects_absent", passed=not hits,
                                            metadata={"hits": sum(hits.values()), "places": len(hits)})],
