@@ -214,6 +214,14 @@ def main(events: int, seed: int, cache: Path, format_lines: int) -> int:
     print("time per step (slowest first):")
     for seconds, step in result["steps"][:15]:
         print(f"  {seconds:7.2f} s  {step}")
+    # The erasures' physical purge is batched (erasure_compaction_delay_days): the daily run above deletes and
+    # verifies; the rewrite of the whole file runs about once a week. Its cost, measured on its own:
+    from streamgov_dagster.lib import dsar
+
+    t0 = time.time()
+    problem = dsar.compact(work / "warehouse.duckdb")
+    print(f"batched erasure purge (rewrite of the {n_events:,}-event warehouse file, weekly by default): "
+          f"{time.time() - t0:.1f} s{' FAILED: ' + problem if problem else ''}")
     baseline = _baseline(landing, work)
     print(f"\nplain DuckDB SQL baseline: {baseline:.1f} s; pipeline / baseline = {result['wall'] / baseline:.2f}")
     print("\nlog-format throughput")
