@@ -117,35 +117,34 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str]) -> di
 
 
 def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, int]:
-    """scan_files against the raw identifiers of the warehouse, which stay in DuckDB: the words of each
-    file (as scan_text finds them) are matched there, and the patterns run there over its lines."""
-    import pyarrow as pa
-
+    """scan_files against the raw identifiers of the warehouse, which stay in DuckDB. Each file's lines are
+    read into DuckDB, and its words (as scan_text finds them), the patterns and the card-number candidates
+    are found there, in parallel: the consent management log CSV grows with the log (107 MB for 250k
+    entries), which Python's tokenizer took 17 s of CPU to read. Only lines holding 13 digits in a row go
+    back to Python, for the Luhn check."""
     raw_identifiers(con)
     hits: dict[str, int] = {}
     for path in paths:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        tokens = sorted(set(re.findall(TOKEN, text)))
-        con.register("_tok_batch", pa.table({"t": pa.array(tokens, pa.string()),
-                                             "s": pa.array([t.strip(".:") for t in tokens], pa.string())}))
-        con.register("_line_batch", pa.table({"line": pa.array(text.splitlines(), pa.string())}))
-        try:
-            exact = con.execute("select count(*) from _tok_batch where t in (select v from _raw_ids) "
-                                "or s in (select v from _raw_ids)").fetchone()[0]
-            counts = con.execute("select " + ", ".join(f"count(*) filter (where contains(line, '{_NEEDS[k]}') and "
-                                                        "regexp_matches(line, ?))" for k in PATTERNS) + " from _line_batch",
-                                 list(PATTERNS.values())).fetchone()
-        finally:
-            con.unregister("_tok_batch")
-            con.unregister("_line_batch")
-        found = {"raw_identifier": int(exact), **{k: int(n) for k, n in zip(PATTERNS, counts)},
-                 "card_number": sum(1 for d in re.findall(CARD_IN_TEXT, text) if luhn(d))}
+        con.execute("create or replace temp table _flines as select line from read_csv(?, columns={'line': 'VARCHAR'}, "
+                    "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
+                    "ignore_errors=true) where line is not null", [str(path)])
+        exact = con.execute(
+            "select count(*) from (select distinct unnest(regexp_extract_all(line, ?)) as t from _flines) "
+            "where t in (select v from _raw_ids) or trim(t, '.:') in (select v from _raw_ids)", [TOKEN_SQL]).fetchone()[0]
+        counts = con.execute("select " + ", ".join(f"count(*) filter (where contains(line, '{_NEEDS[k]}') and "
+                                                    "regexp_matches(line, ?))" for k in PATTERNS) + " from _flines",
+                             list(PATTERNS.values())).fetchone()
+        digit_lines = con.execute("select line from _flines where regexp_matches(line, '[0-9]{13}')").fetchall()
+        cards = sum(1 for (line,) in digit_lines for d in re.findall(CARD_IN_TEXT, line) if luhn(d))
+        found = {"raw_identifier": int(exact), **{k: int(n) for k, n in zip(PATTERNS, counts)}, "card_number": cards}
         hits.update({f"{path.name}:{k}": n for k, n in found.items() if n})
-    con.execute("drop table if exists _raw_ids")
+    con.execute("drop table if exists _raw_ids; drop table if exists _flines")
     return hits
 
 
 TOKEN = r"[\w.@:+%-]{4,}"
+# The same words for DuckDB's regular expressions (RE2), whose \w is ASCII only.
+TOKEN_SQL = r"[\pL\pN_.@:+%-]{4,}"
 CARD_IN_TEXT = r"(?<![0-9a-f])[0-9]{13,19}(?![0-9a-f])"
 
 
