@@ -150,7 +150,8 @@ def test_gated_datasets_rebuilt_in_part_equal_a_full_rebuild(env) -> None:
         return {p: con.execute(f"select * from masked.{p}_events order by all").fetchall() for p in consent.GATED_PURPOSES}
 
     built = gated()
-    consent.build_gated(con)  # nothing changed: nothing recomputed, nothing different
+    no_days = (date(1999, 1, 1), date(1999, 1, 1))  # the run rewrote no partition of the data's days
+    consent.build_gated(con, rewritten=no_days)  # nothing changed: nothing recomputed, nothing different
     assert con.execute("select everything from _g_scope").fetchone()[0] is False
     assert con.execute("select count(*) from _g_days").fetchone()[0] == 0 and gated() == built
     # a partition rewritten without one event, a withdrawal, an expiry moved: only those are recomputed
@@ -158,13 +159,21 @@ def test_gated_datasets_rebuilt_in_part_equal_a_full_rebuild(env) -> None:
                 "masked.personalization_events where event_date = '2026-10-30')")
     user = con.execute("select min(user_pseudonym) from masked.analytics_events").fetchone()[0]
     con.execute("update consent.consent_state set state = 'withdrawn' where user_pseudonym = ?", [user])
-    consent.build_gated(con)
+    consent.build_gated(con, rewritten=no_days)
     assert con.execute("select count(*) from _g_days").fetchone()[0] == 1
     assert all(v == (0, 0) for v in consent.gated_violations(con).values())
     partial = gated()
+    # a partition the run rebuilt with the same event ids (another masking of a column) is recomputed too
+    con.execute("update masked.access_events set country = 'ZZ' where event_date = '2026-10-31'")
+    consent.build_gated(con, rewritten=(date(2026, 10, 31), date(2026, 10, 31)))
+    assert con.execute("select list(day) from _g_days").fetchone()[0] == [date(2026, 10, 31)]
+    relabelled = gated()
+    assert any(r for p in relabelled for r in relabelled[p] if "ZZ" in r)
     con.execute("drop table governance.gated_inputs")
-    consent.build_gated(con)
+    consent.build_gated(con, rewritten=no_days)
     assert con.execute("select everything from _g_scope").fetchone()[0] is True
-    assert gated() == partial
+    assert gated() == relabelled
+    consent.build_gated(con)  # a run that names no partitions rebuilds everything
+    assert con.execute("select everything from _g_scope").fetchone()[0] is True and gated() == relabelled
     assert all(len(partial[p]) < len(built[p]) for p in ("personalization", "analytics"))
     con.close()

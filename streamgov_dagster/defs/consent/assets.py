@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.partitions import run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import consent, consentlog
 
@@ -114,7 +115,8 @@ def consent_log_chain_intact(duckdb: DuckDBResource, governance: GovernanceConfi
 def consent_gated_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource, governance: GovernanceConfig):
     """Consent-gated datasets, rebuilt every run so a withdrawal keeps later events out at once."""
     with warehouse(duckdb, governance) as con:
-        consent.build_gated(con)
+        # the days this run rebuilt are recomputed; the others only where their fingerprint changed
+        consent.build_gated(con, rewritten=run_day_range(context))
         checked = consent.gated_violations(con)
         for purpose in consent.GATED_PURPOSES:
             lacking, missing = checked[purpose]
