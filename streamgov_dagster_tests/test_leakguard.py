@@ -153,3 +153,39 @@ def test_small_cells_are_suppressed(env) -> None:
     check = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
              and e.event_specific_data.check_name == "small_cells_suppressed"][0]
     assert check.passed
+
+
+def test_a_run_of_some_days_scans_those_days_and_a_full_scan_comes_weekly(env) -> None:
+    import duckdb
+
+    write_landing(env["landing"], access_events=[access("e1", "2026-10-29T10:00:00Z", content_id="c-1"),
+                                                 access("e2", "2026-10-30T10:00:00Z", content_id="c-2")])
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(day: str) -> tuple[bool, str, bool]:
+        result = run_pipeline(day, "2026-10-30", instance)
+        scan = [e for e in result.get_asset_materialization_events()
+                if e.asset_key == dg.AssetKey(["governance", "pii_leak_scan"])][-1].materialization.metadata
+        clean = {e.event_specific_data.check_name: e.event_specific_data.passed for e in result.all_events
+                 if e.event_type_value == "ASSET_CHECK_EVALUATION"}["pii_leak_scan_clean"]
+        return result.success, scan["scope"].value, clean
+
+    def sql(statement: str, params: list | None = None) -> None:
+        con = duckdb.connect(str(env["warehouse"]))
+        try:
+            con.execute(statement, params or [])
+        finally:
+            con.close()
+
+    assert run("2026-10-29") == (True, "full", True)  # no full scan yet
+    # a released value of 10-29 becomes an email address (as a faulty transformation would make it)
+    sql("update masked.access_events set content_id = ? where event_date = '2026-10-29'", [CANARY_EMAIL])
+    success, scope, clean = run("2026-10-30")  # the run of 10-30 scans that day of the masked datasets
+    assert success and clean and scope.startswith("days 2026-10-30..2026-10-30")
+    # once the last full scan is a week old, the next run scans everything, finds it and stops
+    sql("update governance.pii_leak_scan_runs set scanned_at = scanned_at - interval 8 day")
+    assert run("2026-10-30") == (False, "full", False)
+    # and every run scans everything while the last scan had hits
+    sql("update masked.access_events set content_id = 'c-1' where event_date = '2026-10-29'")
+    assert run("2026-10-30") == (True, "full", True)
+    assert run("2026-10-30")[1].startswith("days")

@@ -9,6 +9,7 @@ E.164 phone numbers, card numbers that pass the Luhn check). Results are counts,
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -88,13 +89,29 @@ def _scan_values(con: duckdb.DuckDBPyConnection, values_sql: str, kinds: list[st
     return {k: n for k, n in hits.items() if n}
 
 
-def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str]) -> dict[str, int]:
+# A scan limited to the run's days (see scan_tables) is replaced by a full one at least this often.
+FULL_SCAN_EVERY_DAYS = 7
+
+
+def day_partitioned_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The published tables whose rows are written by day: the masked datasets (by event_date)."""
+    return {t for (t,) in con.execute(
+        "select table_schema || '.' || table_name from information_schema.columns "
+        "where table_schema = 'masked' and column_name = 'event_date'").fetchall()}
+
+
+def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
+                days: tuple[date, date] | None = None) -> dict[str, int]:
     """Hits per 'table.column:kind' over the published zones (empty dict = clean).
+
+    With `days`, the day-partitioned tables (day_partitioned_tables) are scanned over those days only,
+    every other table whole; the raw identifiers are always those of the whole raw zone.
 
     Columns of the same name are scanned together (the consent-gated datasets repeat masked.access_events'
     columns): the distinct values of all of them at once, and only a group with a hit is scanned again
     table by table, so the hits are reported per table and column exactly as a scan of each would."""
     raw_identifiers(con)
+    by_day = day_partitioned_tables(con) if days is not None else set()
     groups: dict[tuple[str, bool, bool], list[str]] = {}
     for table, column, is_list in text_columns(con):
         # truncated networks (a.b.c.0/24) are the released form of an address: no IP pattern there
@@ -102,7 +119,11 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str]) -> di
         groups.setdefault((column, is_list, network), []).append(table)
 
     def values(table: str, column: str, is_list: bool) -> str:
-        return f"select unnest({column}) as v from {table}" if is_list else f"select {column} as v from {table}"
+        rows = table
+        if table in by_day:
+            rows = f"(select * from {table} where event_date between date '{days[0].isoformat()}' " \
+                   f"and date '{days[1].isoformat()}')"
+        return f"select unnest({column}) as v from {rows}" if is_list else f"select {column} as v from {rows}"
 
     hits: dict[str, int] = {}
     for (column, is_list, network), tables in groups.items():

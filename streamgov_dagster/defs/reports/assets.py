@@ -1,14 +1,17 @@
 """Reports layer: reports.* tables and the report files a DPO and auditors read."""
 
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.partitions import run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import leakguard, quality, reports
+from streamgov_dagster.lib.warehouse import table_exists
 
 REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis", "consent_activity", "top_subjects",
                  "violation_trend")
@@ -66,15 +69,31 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
         networks = {f"{t}.{c}" for t, c in con.execute(
             "select table_schema || '.' || table_name, column_name from information_schema.columns "
             "where table_schema = 'masked'").fetchall() if c in network_names}
-        hits = leakguard.scan_tables(con, networks)
+        # A run of some days scans those days of the masked datasets (every row is scanned by the run that
+        # writes it) and every other published table whole. A full scan instead when the run names no days,
+        # when the last scan found something (its hits must be seen again until they are gone), or when the
+        # last full scan is older than FULL_SCAN_EVERY_DAYS.
+        days = run_day_range(context)
+        con.execute("create table if not exists governance.pii_leak_scan_runs (scanned_at timestamp, scope varchar, "
+                    "first_day date, last_day date, hits bigint)")
+        last_full, = con.execute("select max(scanned_at) from governance.pii_leak_scan_runs where scope = 'full'").fetchone()
+        previous_hits = con.execute("select count(*) from governance.pii_leak_scan").fetchone()[0] \
+            if table_exists(con, "governance", "pii_leak_scan") else 1
+        full = days is None or previous_hits > 0 or last_full is None or \
+            last_full < datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=leakguard.FULL_SCAN_EVERY_DAYS)
+        hits = leakguard.scan_tables(con, networks, None if full else days)
         con.execute("create or replace table governance.pii_leak_scan (location varchar, kind varchar, hits bigint, "
                     "scanned_at timestamp)")
         if hits:
             con.executemany("insert into governance.pii_leak_scan values (?, ?, ?, now()::timestamp)",
                             [[k.rsplit(":", 1)[0], k.rsplit(":", 1)[1], v] for k, v in hits.items()])
+        con.execute("insert into governance.pii_leak_scan_runs values (now()::timestamp, ?, ?, ?, ?)",
+                    ["full" if full else "days", None if full else days[0], None if full else days[1], sum(hits.values())])
         scanned = len(leakguard.text_columns(con))
+    scope = "full" if full else f"days {days[0]}..{days[1]} of the masked datasets, every row of the other tables"
     return dg.MaterializeResult(
-        metadata={"columns_scanned": int(scanned), "hits": sum(hits.values()), **{f"hits/{k}": v for k, v in hits.items()}},
+        metadata={"columns_scanned": int(scanned), "scope": scope, "hits": sum(hits.values()),
+                  **{f"hits/{k}": v for k, v in hits.items()}},
         check_results=[dg.AssetCheckResult(check_name="pii_leak_scan_clean", passed=not hits,
                                            metadata={"hits": sum(hits.values()), "locations": len(hits)})],
     )
