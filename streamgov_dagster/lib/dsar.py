@@ -315,8 +315,6 @@ def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, re
     )
     con.execute("insert into raw.erasure_pending select ?, kind, token, date_trunc('second', now()::timestamp) "
                 "from _tokens", [request_id])
-    # the leak checks' per-run set of raw identifiers (leakguard.CACHE) holds the user's ids too
-    con.execute("drop table if exists raw.identifier_cache")
     con.execute("begin transaction")
     try:
         for table, (column, how) in SUBJECT_COLUMNS.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from .warehouse import is_lake_session, table_exists
+from .warehouse import table_exists
 
 PUBLISHED_SCHEMAS = ("masked", "governance", "consent", "reports")
 RAW_ID_COLUMNS = {
@@ -52,19 +52,10 @@ def text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
     return [(t, c, dt.endswith("[]")) for t, c, dt in rows]
 
 
-# The raw identifiers of one run, kept in the raw zone for the run's later leak checks (see raw_identifiers).
-CACHE = "raw.identifier_cache"
-
-
 def raw_identifiers(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] = RAW_ID_COLUMNS,
-                    min_length: int = 4, run_id: str | None = None) -> None:
-    """_raw_ids(v): every distinct value of the given raw columns (by default every raw identifier of the
-    raw zone) at least min_length characters long; drop it with drop_raw_ids.
-
-    With a run id, the set is computed once per run and column set, into raw.identifier_cache (raw zone),
-    and _raw_ids is a view of it: four leak checks of a run read the same identifiers, and computing them
-    is O(history) (2-3 s per 9M events here). The raw zone does not change between those checks (erasures
-    run before anything is derived); an erasure drops the cache, and so does a run's first check."""
+                    min_length: int = 4) -> None:
+    """Temp table _raw_ids(v): every distinct value of the given raw columns (by default every raw
+    identifier of the raw zone) at least min_length characters long."""
     parts = []
     for table, cols in columns.items():
         if table_exists(con, *table.split(".")):
@@ -72,35 +63,8 @@ def raw_identifiers(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str
                       for c in cols]
     # One distinct over all the columns together: a distinct per column and a union (a distinct again) cost
     # 2.7x as much CPU over 10M events.
-    query = f"select distinct v from ({' union all '.join(parts)})" if parts else "select null::varchar as v where false"
-    if run_id is None or is_lake_session(con):  # on DuckLake, runs in parallel would contend for the cache
-        con.execute(f"create or replace temp table _raw_ids as {query}")
-        return
-    import hashlib
-
-    sig = hashlib.sha256(repr((sorted(columns.items()), min_length)).encode()).hexdigest()[:16]
-    con.execute(f"create table if not exists {CACHE} (sig varchar, run_id varchar, v varchar)")
-    if not con.execute(f"select count(*) from (select 1 from {CACHE} where sig = ? and run_id = ? limit 1)",
-                       [sig, run_id]).fetchone()[0]:
-        con.execute("begin transaction")
-        try:
-            # one run's sets at a time: another run's (or an older) set goes
-            con.execute(f"delete from {CACHE} where run_id <> ? or sig = ?", [run_id, sig])
-            con.execute(f"insert into {CACHE} select ?, ?, v from ({query})", [sig, run_id])
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
-    drop_raw_ids(con)
-    con.execute(f"create temp view _raw_ids as select v from {CACHE} where sig = '{sig}'")
-
-
-def drop_raw_ids(con: duckdb.DuckDBPyConnection) -> None:
-    for kind in ("view", "table"):
-        try:
-            con.execute(f"drop {kind} if exists _raw_ids")
-        except duckdb.CatalogException:
-            pass
+    con.execute("create or replace temp table _raw_ids as " + (
+        f"select distinct v from ({' union all '.join(parts)})" if parts else "select null::varchar as v where false"))
 
 
 # A pattern can only match a value holding this character: the regular expression runs on those alone.
@@ -137,7 +101,7 @@ def day_partitioned_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
-                days: tuple[date, date] | None = None, run_id: str | None = None) -> dict[str, int]:
+                days: tuple[date, date] | None = None) -> dict[str, int]:
     """Hits per 'table.column:kind' over the published zones (empty dict = clean).
 
     With `days`, the day-partitioned tables (day_partitioned_tables) are scanned over those days only,
@@ -146,7 +110,7 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
     Columns of the same name are scanned together (the consent-gated datasets repeat masked.access_events'
     columns): the distinct values of all of them at once, and only a group with a hit is scanned again
     table by table, so the hits are reported per table and column exactly as a scan of each would."""
-    raw_identifiers(con, run_id=run_id)
+    raw_identifiers(con)
     by_day = day_partitioned_tables(con) if days is not None else set()
     groups: dict[tuple[str, bool, bool], list[str]] = {}
     for table, column, is_list in text_columns(con):
@@ -169,18 +133,17 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
         for table in tables:
             for kind, n in _scan_values(con, values(table, column, is_list), kinds).items():
                 hits[f"{table}.{column}:{kind}"] = n
-    con.execute("drop table if exists _vals")
-    drop_raw_ids(con)
+    con.execute("drop table if exists _vals; drop table if exists _raw_ids")
     return hits
 
 
-def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path], run_id: str | None = None) -> dict[str, int]:
+def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, int]:
     """scan_files against the raw identifiers of the warehouse, which stay in DuckDB. Each file's lines are
     read into DuckDB, and its words (as scan_text finds them), the patterns and the card-number candidates
     are found there, in parallel: the consent management log CSV grows with the log (107 MB for 250k
     entries), which Python's tokenizer took 17 s of CPU to read. Only lines holding 13 digits in a row go
     back to Python, for the Luhn check."""
-    raw_identifiers(con, run_id=run_id)
+    raw_identifiers(con)
     hits: dict[str, int] = {}
     for path in paths:
         con.execute("create or replace temp table _flines as select line from read_csv(?, columns={'line': 'VARCHAR'}, "
@@ -196,8 +159,7 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path], r
         cards = sum(1 for (line,) in digit_lines for d in re.findall(CARD_IN_TEXT, line) if luhn(d))
         found = {"raw_identifier": int(exact), **{k: int(n) for k, n in zip(PATTERNS, counts)}, "card_number": cards}
         hits.update({f"{path.name}:{k}": n for k, n in found.items() if n})
-    con.execute("drop table if exists _flines")
-    drop_raw_ids(con)
+    con.execute("drop table if exists _raw_ids; drop table if exists _flines")
     return hits
 
 
@@ -235,5 +197,5 @@ def scan_files(paths: list[Path], raw_ids: set[str]) -> dict[str, int]:
 def raw_identifier_set(con: duckdb.DuckDBPyConnection) -> set[str]:
     raw_identifiers(con)
     values = {r[0] for r in con.execute("select v from _raw_ids").fetchall()}
-    drop_raw_ids(con)
+    con.execute("drop table if exists _raw_ids")
     return values

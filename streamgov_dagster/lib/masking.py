@@ -12,7 +12,7 @@ from datetime import date
 
 import duckdb
 
-from .leakguard import drop_raw_ids, raw_identifiers
+from .leakguard import raw_identifiers
 from .policy import Policy
 
 UA_FAMILY = """case
@@ -114,7 +114,7 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
 
 
 def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
-                       days: tuple[date, date] | None = None, run_id: str | None = None) -> dict[str, int]:
+                       days: tuple[date, date] | None = None) -> dict[str, int]:
     """Count, per column of a table (or of its rows of `days`), values equal to a raw identifier of any
     source (exact match).
 
@@ -122,7 +122,7 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events.
     """
     raw_identifiers(con, {SOURCES[d]: tuple(c for c in identifier_columns(policy, d) if c != "user_agent")
-                          for d in policy.masking}, min_length=0, run_id=run_id)
+                          for d in policy.masking}, min_length=0)
     table_name = table
     if days is not None:
         table = f"(select * from {table} where {PARTITION_COLUMN} between date '{days[0].isoformat()}' " \
@@ -141,5 +141,5 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
         if n:
             n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]
         counts[column] = int(n)
-    drop_raw_ids(con)
+    con.execute("drop table if exists _raw_ids")
     return counts

@@ -68,7 +68,7 @@ def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):
         with warehouse(duckdb, governance) as con:
             result = schema_check(con, f"masked.{dataset}", days=days)
             text_cols = [c for c, t in column_types(con, "masked", dataset) if t == "VARCHAR"]
-            leaks = masking.leaked_identifiers(con, policy, f"masked.{dataset}", text_cols, days, run_id=context.run.run_id)
+            leaks = masking.leaked_identifiers(con, policy, f"masked.{dataset}", text_cols, days)
         total = sum(leaks.values())
         return dg.AssetCheckResult(
             passed=result.passed and total == 0,

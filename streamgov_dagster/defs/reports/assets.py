@@ -81,7 +81,7 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
             if table_exists(con, "governance", "pii_leak_scan") else 1
         full = days is None or previous_hits > 0 or last_full is None or \
             last_full < datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=leakguard.FULL_SCAN_EVERY_DAYS)
-        hits = leakguard.scan_tables(con, networks, None if full else days, run_id=context.run.run_id)
+        hits = leakguard.scan_tables(con, networks, None if full else days)
         con.execute("create or replace table governance.pii_leak_scan (location varchar, kind varchar, hits bigint, "
                     "scanned_at timestamp)")
         if hits:
@@ -116,7 +116,7 @@ def compliance_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
         figures = reports.kpis(con)
         staged = reports.write_files(con, staging, ctx, figures)
         # The files are scanned before they are published: a hit keeps them out of the reports folder.
-        hits = leakguard.scan_files_in_warehouse(con, list(staged.values()), run_id=context.run.run_id)
+        hits = leakguard.scan_files_in_warehouse(con, list(staged.values()))
     if hits:
         shutil.rmtree(staging, ignore_errors=True)
         raise dg.Failure(description="personal data found in report files; nothing was published",
