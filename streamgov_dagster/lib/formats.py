@@ -172,8 +172,11 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
     occ = con.execute("select count(*) from _occ").fetchone()[0] > 0
     names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "referrer_q", "agent_q", "rest"]
     # A simple line (WEBLOG_SIMPLE) split on its quotes is [fields [time] , request,  status bytes [, referrer,  , agent, ]];
-    # other lines go through the full patterns (g, rq).
-    simple = {"vhost": "''", "client": "string_split(q[1], ' ')[1]", "time": "q[1][strpos(q[1], '[') + 1:-3]",
+    # other lines go through the full patterns (g, rq). Its client ends at its first space, its time lies
+    # between its first '[' and the '] ' before its first quote: substring() cuts them out of the line for
+    # half the cost of splitting or slicing q[1] (~0.25 s of CPU per 2M lines).
+    simple = {"vhost": "''", "client": "substring(line, 1, strpos(line, ' ') - 1)",
+              "time": "substring(line, strpos(line, '[') + 1, strpos(line, '\"') - strpos(line, '[') - 3)",
               "request": "q[2]", "status": "string_split(q[3], ' ')[2]", "bytes": "string_split(q[3], ' ')[3]",
               "referrer_q": "coalesce(q[4], '')", "agent_q": "coalesce(q[6], '')", "rest": "''"}
     fields = ", ".join(f"case when simple then {e} else g.{n} end as {n}" for n, e in simple.items())
