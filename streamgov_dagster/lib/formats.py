@@ -172,8 +172,11 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
     occ = con.execute("select count(*) from _occ").fetchone()[0] > 0
     names = ["vhost", "client", "ident", "user", "time", "request", "status", "bytes", "referrer_q", "agent_q", "rest"]
     # A simple line (WEBLOG_SIMPLE) split on its quotes is [fields [time] , request,  status bytes [, referrer,  , agent, ]];
-    # other lines go through the full patterns (g, rq).
-    simple = {"vhost": "''", "client": "string_split(q[1], ' ')[1]", "time": "q[1][strpos(q[1], '[') + 1:-3]",
+    # other lines go through the full patterns (g, rq). Its client ends at its first space, its time lies
+    # between its first '[' and the '] ' before its first quote: substring() cuts them out of the line for
+    # half the cost of splitting or slicing q[1] (~0.25 s of CPU per 2M lines).
+    simple = {"vhost": "''", "client": "substring(line, 1, strpos(line, ' ') - 1)",
+              "time": "substring(line, strpos(line, '[') + 1, strpos(line, '\"') - strpos(line, '[') - 3)",
               "request": "q[2]", "status": "string_split(q[3], ' ')[2]", "bytes": "string_split(q[3], ' ')[3]",
               "referrer_q": "coalesce(q[4], '')", "agent_q": "coalesce(q[6], '')", "rest": "''"}
     fields = ", ".join(f"case when simple then {e} else g.{n} end as {n}" for n, e in simple.items())
@@ -194,7 +197,7 @@ def project_weblogs(con: duckdb.DuckDBPyConnection, policy: Policy) -> tuple[str
         "pre_reason": "coalesce(pre_reason, case when client = '' then 'not_a_log_line' end)",
         # No id in the format: the line's content and its occurrence in the file identify it, so a file
         # delivered twice yields duplicates, not new events.
-        "event_id": "'wl-' || md5(line) || '-' || " + ("coalesce(o.occ, 1)" if occ else "'1'"),  # the occurrence in the file
+        "event_id": "'wl-' || md5(line) || " + ("'-' || coalesce(o.occ, 1)" if occ else "'-1'"),  # the occurrence in the file
         "ts_str": "time", "ts_fmt": "'clf'",
         # a client logged with a port (1.2.3.4:80, [::1]:80, host:80) is the address without it (no colon, no port)
         "client_ip": r"""case when not contains(client, ':') then client
@@ -325,7 +328,10 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
         checks = """when p.actor_id is null then 'missing_actor'
                     when p.source_ip is null then 'missing_source_ip'"""
         last_check = pending = ""
-    ts = ("case when p.ts_fmt = 'clf' then try_strptime(p.ts_str, '%d/%b/%Y:%H:%M:%S %z')::timestamp "
+    # The session is UTC (warehouse.prepare): a timestamptz's UTC wall-clock time is its epoch as a timestamp.
+    # make_timestamp(epoch_us(..)) costs half of ::timestamp, which converts through ICU's calendar
+    # (~0.3 s of CPU per 2M lines). strptime never yields infinity (which epoch_us would make null).
+    ts = ("case when p.ts_fmt = 'clf' then make_timestamp(epoch_us(try_strptime(p.ts_str, '%d/%b/%Y:%H:%M:%S %z'))) "
           "else try_cast(p.ts_str as timestamptz)::timestamp end")
     # One pass from the lines to the typed rows; the text of a line is kept only where the quarantine
     # may need it.
@@ -370,10 +376,14 @@ def finish(con: duckdb.DuckDBPyConnection, src: JsonSource, source: str, bounds:
         )
     # Only ids seen more than once among the valid rows need ranking: a hash aggregate over 64-bit hashes
     # of the ids finds the candidates, an exact one over those the repeated ids, then small windows.
-    con.execute(f"create or replace temp table _rep as select {id_col} as rid from _parsed where reason is null "
-                f"and hash({id_col}) in (select hash({id_col}) from _parsed where reason is null group by 1 having count(*) > 1) "
-                f"group by {id_col} having count(*) > 1")
-    if con.execute("select count(*) from _rep").fetchone()[0]:
+    # A web-log id (md5 of the line, occurrence in its file) cannot repeat within one file: a load of a
+    # single web-log file skips the search (~0.2 s per 2M lines).
+    repeats = source != "weblogs" or con.execute("select count(distinct file) from _parsed").fetchone()[0] > 1
+    if repeats:
+        con.execute(f"create or replace temp table _rep as select {id_col} as rid from _parsed where reason is null "
+                    f"and hash({id_col}) in (select hash({id_col}) from _parsed where reason is null group by 1 having count(*) > 1) "
+                    f"group by {id_col} having count(*) > 1")
+    if repeats and con.execute("select count(*) from _rep").fetchone()[0]:
         con.execute(
             f"""
             create or replace temp table _dup as
@@ -410,7 +420,7 @@ def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Pol
         src = ACCESS
     elif source == "weblogs":
         files = ingest.list_files(folder, WEBLOG_PATTERNS)
-        ingest.read_lines(con, files, landing)
+        ingest.read_lines(con, files, landing, read_only=True)
         proj = project_weblogs(con, policy)
         src = ACCESS
     elif source == "cloudtrail":
