@@ -183,7 +183,7 @@ def test_a_run_of_some_days_scans_those_days_and_a_full_scan_comes_weekly(env) -
     success, scope, clean = run("2026-10-30")  # the run of 10-30 scans that day of the masked datasets
     assert success and clean and scope.startswith("days 2026-10-30..2026-10-30")
     # once the last full scan is a week old, the next run scans everything, finds it and stops
-    sql("update governance.pii_leak_scan_runs set scanned_at = scanned_at - interval 8 day")
+    sql("update governance.pii_leak_full_scan set scanned_at = scanned_at - interval 8 day")
     assert run("2026-10-30") == (False, "full", False)
     # and every run scans everything while the last scan had hits
     sql("update masked.access_events set content_id = 'c-1' where event_date = '2026-10-29'")

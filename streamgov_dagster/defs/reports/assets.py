@@ -74,9 +74,9 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
         # when the last scan found something (its hits must be seen again until they are gone), or when the
         # last full scan is older than FULL_SCAN_EVERY_DAYS.
         days = run_day_range(context)
-        con.execute("create table if not exists governance.pii_leak_scan_runs (scanned_at timestamp, scope varchar, "
-                    "first_day date, last_day date, hits bigint)")
-        last_full, = con.execute("select max(scanned_at) from governance.pii_leak_scan_runs where scope = 'full'").fetchone()
+        # the latest full scan, one row (not a history: a re-run of the same days leaves the warehouse as it was)
+        con.execute("create table if not exists governance.pii_leak_full_scan (scanned_at timestamp, hits bigint)")
+        last_full, = con.execute("select max(scanned_at) from governance.pii_leak_full_scan").fetchone()
         previous_hits = con.execute("select count(*) from governance.pii_leak_scan").fetchone()[0] \
             if table_exists(con, "governance", "pii_leak_scan") else 1
         full = days is None or previous_hits > 0 or last_full is None or \
@@ -87,8 +87,9 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
         if hits:
             con.executemany("insert into governance.pii_leak_scan values (?, ?, ?, now()::timestamp)",
                             [[k.rsplit(":", 1)[0], k.rsplit(":", 1)[1], v] for k, v in hits.items()])
-        con.execute("insert into governance.pii_leak_scan_runs values (now()::timestamp, ?, ?, ?, ?)",
-                    ["full" if full else "days", None if full else days[0], None if full else days[1], sum(hits.values())])
+        if full:
+            con.execute("delete from governance.pii_leak_full_scan")
+            con.execute("insert into governance.pii_leak_full_scan values (now()::timestamp, ?)", [sum(hits.values())])
         scanned = len(leakguard.text_columns(con))
     scope = "full" if full else f"days {days[0]}..{days[1]} of the masked datasets, every row of the other tables"
     return dg.MaterializeResult(
