@@ -13,7 +13,6 @@ from datetime import date
 import duckdb
 
 from .leakguard import raw_identifiers
-from .warehouse import column_types, is_lake_session, table_exists
 from .policy import Policy
 
 UA_FAMILY = """case
@@ -97,18 +96,8 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
             raise ValueError(col.method)
     query = (f"select {', '.join(select)} from {source} r {' '.join(joins)} "
              f"where r.{PARTITION_COLUMN} between $first and $last")
-    created = not table_exists(con, "masked", dataset)
     con.execute(f"create table if not exists masked.{dataset} as {query} limit 0",
                 {"key_id": key_id, "first": first_day, "last": last_day})
-    if created and not is_lake_session(con):
-        # Pseudonyms repeat (one per user, session, device or token) but look random, and DuckDB spent a quarter
-        # of the insert trying FSST on them: dictionary compression chosen up front wrote 10M masked rows with
-        # 25 % less CPU (37 -> 28 s) into a slightly smaller file. (DuckLake writes Parquet: no such option.)
-        pseudonyms = {c.name for c in columns if c.method == "pseudonymize"}
-        ddl = ", ".join(f"{name} {sql_type}" + (" using compression dictionary" if name in pseudonyms else "")
-                        for name, sql_type in column_types(con, "masked", dataset))
-        con.execute(f"drop table masked.{dataset}")
-        con.execute(f"create table masked.{dataset} ({ddl})")
     con.execute("begin transaction")
     try:
         con.execute(f"delete from masked.{dataset} where {PARTITION_COLUMN} between ? and ?", [first_day, last_day])
