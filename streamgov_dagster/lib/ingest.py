@@ -159,13 +159,18 @@ def _read_one(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
     return None
 
 
-def _drop_src_only(con: duckdb.DuckDBPyConnection) -> None:
-    # _src is a view over _read, or a table when lines had to be renumbered
+def _drop_view_or_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a temp relation that is a view or a table depending on the path that made it."""
     for kind in ("view", "table"):
         try:
-            con.execute(f"drop {kind} if exists _src")
+            con.execute(f"drop {kind} if exists {name}")
         except duckdb.CatalogException:
             pass
+
+
+def _drop_src_only(con: duckdb.DuckDBPyConnection) -> None:
+    # _src is a view over _read, or a table when lines had to be renumbered
+    _drop_view_or_table(con, "_src")
 
 
 def _drop_src(con: duckdb.DuckDBPyConnection) -> None:
@@ -205,11 +210,7 @@ def read_lines(con: duckdb.DuckDBPyConnection, files: list[Path], root: Path, re
 
 def drop_lines(con: duckdb.DuckDBPyConnection) -> None:
     """Drop _lines (a table, or a view over _src; see read_lines) and what it was read from."""
-    for kind in ("view", "table"):
-        try:
-            con.execute(f"drop {kind} if exists _lines")
-        except duckdb.CatalogException:
-            pass
+    _drop_view_or_table(con, "_lines")
     _drop_src(con)
 
 
