@@ -212,19 +212,20 @@ VALID_AT = """exists (select 1 from consent.consent_state s where s.user_pseudon
 # count and the sum of their hashes) and one per consent interval (64-bit hashes; no pseudonym is stored).
 GATED_DAYS = "governance.gated_inputs"
 GATED_CONSENT = "governance.gated_consent_inputs"
+# The events an incremental build recomputes (and its check re-checks): the changed days, the changed users.
+_GATED_SCOPE = "(e.event_date in (select day from _g_days) or hash(e.user_pseudonym) in (select uh from _g_users))"
 
 
-def _gated_plan(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...],
+def _gated_plan(con: duckdb.DuckDBPyConnection, key: str, purposes: tuple[str, ...],
                 rewritten: tuple[date, date] | None) -> bool:
     """Temp tables _g_days(day) and _g_users(uh): the days whose released events changed since the last build
     and the users whose consent history changed. Returns False when everything must be rebuilt (first build,
-    other purposes or columns, a dataset missing, no `rewritten` range).
+    other purposes or columns, i.e. another `key`, a dataset missing, no `rewritten` range).
 
     `rewritten` is the range of days whose masked events this run rebuilt: they are recomputed whatever
     their fingerprint. Every other day is fingerprinted by its count and its event ids with their key id,
     which an erasure (rows deleted), the retention purge (a day gone) or a build of the day by another
     run change: hashing every column of every day instead cost 3.3 s of CPU per 9M events on each run."""
-    columns = [c for c, _ in column_types(con, "masked", "access_events")]
     # numbers, not text: the leak guard reads every text column of governance.*, and a long run of digits
     # there could pass for a card number
     con.execute("create or replace temp table _gfp_days as select event_date as day, count(*) as n, "
@@ -236,7 +237,7 @@ def _gated_plan(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...],
     con.execute(f"create table if not exists {GATED_DAYS} (kind varchar, day date, n bigint, h ubigint)")  # DuckLake keeps a HUGEINT only as a double
     con.execute(f"create table if not exists {GATED_CONSENT} (uh ubigint, rh ubigint)")
     stored = con.execute(f"select kind from {GATED_DAYS} where kind like 'purposes:%'").fetchone()
-    if rewritten is None or not stored or stored[0] != _gated_key(purposes, columns) or not all(
+    if rewritten is None or not stored or stored[0] != key or not all(
             table_exists(con, "masked", f"{p}_events") for p in purposes):
         return False
     con.execute(f"""create or replace temp table _g_days as select coalesce(c.day, o.day) as day from _gfp_days c
@@ -268,9 +269,9 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
     unknown = set(purposes) - set(GATED_PURPOSES)
     if unknown:
         raise ValueError(sorted(unknown))
-    incremental = _gated_plan(con, purposes, rewritten)
-    scope = ("(e.event_date in (select day from _g_days) or hash(e.user_pseudonym) in (select uh from _g_users))"
-             if incremental else "true")
+    key = _gated_key(purposes, [c for c, _ in column_types(con, "masked", "access_events")])
+    incremental = _gated_plan(con, key, purposes, rewritten)
+    scope = _GATED_SCOPE if incremental else "true"
     con.execute(f"create or replace temp table _g_scope as select {'true' if not incremental else 'false'} as everything")
     con.execute(
         f"""
@@ -294,9 +295,8 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
                 con.execute(f"create or replace table masked.{purpose}_events as select * from _gated "
                             "where purpose = ? order by ts, event_id", [purpose])
         con.execute(f"delete from {GATED_DAYS}")
-        columns = [c for c, _ in column_types(con, "masked", "access_events")]
         con.execute(f"insert into {GATED_DAYS} select ?, null, null, null union all "
-                    "select 'day', day, n, h from _gfp_days", [_gated_key(purposes, columns)])
+                    "select 'day', day, n, h from _gfp_days", [key])
         con.execute(f"delete from {GATED_CONSENT}")
         con.execute(f"insert into {GATED_CONSENT} select uh, rh from _gfp_consent")
         con.execute("commit")
@@ -316,8 +316,7 @@ def gated_violations(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] =
         everything = con.execute("select everything from _g_scope").fetchone()[0]
     except duckdb.CatalogException:  # not after build_gated: check everything
         everything = True
-    scope = "true" if everything else \
-        "(e.event_date in (select day from _g_days) or hash(e.user_pseudonym) in (select uh from _g_users))"
+    scope = "true" if everything else _GATED_SCOPE
     expected = dict(con.execute(
         f"select e.purpose, count(*) from masked.access_events e where list_contains(?, e.purpose) and "
         f"e.user_pseudonym is not null and {scope} and {VALID_AT.format(e='e')} group by 1", [list(purposes)]).fetchall())
