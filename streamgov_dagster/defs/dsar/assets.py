@@ -120,14 +120,15 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         due = dsar.purge_due(con, delay)
         hits, pending_rows = dsar.verify_erasures(con, Path(governance.reports_dir), alert_sink.file, purge=due)
         tokens = {row[2] for row in pending_rows}
+        # the physical purge runs in this run: erasures waiting, clean everywhere else, and due
+        purge = bool(tokens) and not hits and due
         awaiting = len({row[0] for row in pending_rows}) if tokens and not hits and not due else 0
         if awaiting:
-            tokens = set()  # no physical purge in this run
             oldest = min((row[3] for row in pending_rows if row[3] is not None), default=None)
             context.log.info(f"{awaiting} erasure request(s) clean in every table, report and alert; the warehouse "
                              f"rewrite that purges deleted bytes is due {delay} day(s) after {oldest} (UTC)")
         purged: dict[str, int] = {}
-        if lake and tokens and not hits:
+        if lake and purge:
             # DuckLake keeps deleted rows in their Parquet files and in older snapshots: purge them with
             # DuckLake's own maintenance, then read every file left under the data path.
             purged = lake_lib.purge_history(con, tokens)
@@ -136,7 +137,7 @@ def erasure_verification(context: dg.AssetExecutionContext, duckdb: DuckDBResour
                 dsar.mark_verified(con, False, pending_rows)
     pending = len({row[0] for row in pending_rows})
     compacted = bool(purged) if lake else None
-    if tokens and not hits and not lake:
+    if purge and not lake:
         # Deleted rows survive in the file's free blocks until it is rewritten: compact, then look at the bytes.
         db_path = Path(duckdb.database)
         problem = dsar.compact(db_path)
