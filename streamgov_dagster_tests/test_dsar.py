@@ -48,10 +48,10 @@ def _requests(env, *rows: tuple[str, str, str, str]) -> None:
             fh.write(json.dumps({"request_id": rid, "user_id": user, "type": kind, "received_at": received}) + "\n")
 
 
-def _read(env, sql: str) -> list[tuple]:
+def _read(env, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(env["warehouse"]), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 
@@ -122,6 +122,10 @@ def test_access_export_then_erasure_everywhere(env) -> None:
     # the raw zone's list of pending tokens names the user, and the erasure is answered, not yet verified.
     waiting = _everything_naming(env, gone | {gone_session}, file_bytes=False)
     assert set(waiting) == {"raw.erasure_pending.token"}
+    # the raw-identifier index (hashes) forgot the user's id, email and session; another user's id stays
+    hashed = "select count(*) from raw.identifier_index where h = hash(?::varchar)"
+    assert [_read(env, hashed, [v])[0][0] for v in (GONE, GONE_EMAIL, "s-gone")] == [0, 0, 0]
+    assert _read(env, hashed, [KEPT])[0][0] > 0
     assert _verification_metadata(result)["erasures_awaiting_compaction"] == 1
     assert not _verification_metadata(result)["warehouse_compacted"]
     assert _read(env, "select count(*) from governance.dsar_log where verified_at is not null")[0][0] == 0

@@ -210,7 +210,7 @@ print(json.dumps({"day": day, "success": result.success, "start": start, "end": 
                   "failed": failed}))
 """
 DAYS = ("2026-10-30", "2026-10-31")
-COMPARED = (*PARTITIONED, "raw.quarantine_lines", "raw.ingest_ledger")
+COMPARED = (*PARTITIONED, "raw.quarantine_lines", "raw.ingest_ledger", "raw.identifier_index", "raw.identifier_index_days")
 
 
 def test_two_partitions_written_in_parallel_processes_match_a_serial_run(env, tmp_path, monkeypatch,

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 
-from . import ingest
+from . import identifiers, ingest
 from .ingest import sql_str
 from .consentlog import GENESIS, LOG_COLUMNS, PAYLOAD_JSON, chain_hash
 from .warehouse import table_exists, temp_table_from_rows
@@ -225,6 +225,7 @@ def answer_access_requests(con: duckdb.DuckDBPyConnection, reports_dir: Path) ->
     ).fetchall()
     root = reports_dir / EXPORT_DIR
     done = []
+    touched: list[tuple[date, date]] = []
     for request_id, user_id, received_at, deadline in pending:
         folder = root / _safe_name(request_id)
         staging = root / f".staging-{_safe_name(request_id)}"
@@ -273,8 +274,9 @@ def execute_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_p
         "and request_id not in (select request_id from governance.erasure_register) order by received_at, request_id"
     ).fetchall()
     done = []
+    touched: list[tuple[date, date]] = []
     for request_id, user_id, received_at, deadline in pending:
-        counts = _erase_one(con, request_id, user_id, reports_dir, alerts_path, key_id)
+        counts = _erase_one(con, request_id, user_id, reports_dir, alerts_path, key_id, touched)
         erased_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         con.execute("delete from governance.dsar_log where request_id = ?", [request_id])
         con.execute("insert into governance.dsar_log values (?, 'erasure', ?, ?, ?, ?, ?, null)",
@@ -286,9 +288,12 @@ def execute_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_p
                 if table_exists(con, *table.split("."))]
     if subjects and erased_values(con, " union ".join(subjects), "_resurfaced"):
         for (user_id,) in con.execute("select v from _resurfaced order by v").fetchall():
-            counts = _erase_one(con, REAPPLIED, user_id, reports_dir, alerts_path, key_id, register=False)
+            counts = _erase_one(con, REAPPLIED, user_id, reports_dir, alerts_path, key_id, touched, register=False)
             done.append({"request_id": REAPPLIED, **counts})
     con.execute("drop table if exists _resurfaced")
+    if touched:
+        # no hash of an erased identifier stays in the index (verify_erasures checks it)
+        identifiers.sync(con, rebuild=(min(t[0] for t in touched), max(t[1] for t in touched)))
     return done
 
 
@@ -296,7 +301,9 @@ REAPPLIED = "(register)"  # the request id recorded for an erasure applied again
 
 
 def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, reports_dir: Path,
-               alerts_path: Path | None, key_id: str, register: bool = True) -> dict[str, int]:
+               alerts_path: Path | None, key_id: str, touched: list[tuple[date, date]],
+               register: bool = True) -> dict[str, int]:
+    """Erase one user everywhere; appends to `touched` the span of event days of their indexed raw rows."""
     counts: dict[str, int] = {}
     # The tokens that identify the user: the id, the emails seen with it, and their pseudonyms.
     emails = "select null::varchar as email where false"
@@ -320,6 +327,14 @@ def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, re
         for table, (column, how) in SUBJECT_COLUMNS.items():
             if not table_exists(con, *table.split(".")):
                 continue
+            if table in identifiers.INDEXED_TABLES:
+                # the identifier index must forget the user's values: its days are hashed again after the erasure
+                span = con.execute(f"select min(event_date), max(event_date) from {table} where {column} = ?",
+                                   [user_id]).fetchone()
+                if span[0] is not None:
+                    touched.append(span)
+                    identifiers.invalidate(con, table, f"event_date in (select event_date from {table} where {column} = ?)",
+                                           [user_id])
             if how == "redact":
                 counts[table] = _count_update(con, f"update {table} set {column} = null where {column} = ?", [user_id])
                 continue
@@ -495,6 +510,13 @@ def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_pa
         n = con.execute(sql).fetchone()[0]
         if n:
             hits[f"{table}.{column}"] = int(n)
+    # the identifier index holds hashes, not text: an erased id or email must not be among them (an id still
+    # held by another row of the raw zone, as a shared IP, is not a token)
+    if table_exists(con, "raw", identifiers.INDEX.split(".")[1]):
+        n = con.execute(f"select count(*) from {identifiers.INDEX} where h in "
+                        "(select hash(token) from _tokens)").fetchone()[0]
+        if n:
+            hits[f"{identifiers.INDEX}.h"] = int(n)
     con.execute("drop table _tokens")
     needles = tokens | {t[:12] for t in tokens if len(t) == 64}
     files = [p for p in reports_dir.rglob("*") if p.is_file()] if reports_dir.exists() else []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from . import identifiers
 from .pseudonym import IPV4
 from .warehouse import begin
 
@@ -496,6 +497,9 @@ class _Publisher:
         self.insert = (f"insert into {src.table} ({', '.join(names)}) select {', '.join(renames.get(n, n) for n in names)} "
                        "from _parsed where reason is null and not is_duplicate and event_date between $first and $last")
         ensure_tables(con, src)
+        # the identifier index stops vouching for the days this load may change; the load's caller hashes
+        # them again when it is done (identifiers.sync)
+        identifiers.invalidate(con, src.table, "event_date between ? and ?", [first_day, last_day])
         con.execute("create or replace temp table _read_files (file varchar)")
         con.execute("create or replace temp table _present_files (file varchar)")
         if read:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from . import identifiers
 from .warehouse import table_exists
 
 PUBLISHED_SCHEMAS = ("masked", "governance", "consent", "reports")
@@ -54,8 +55,19 @@ def text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
 
 def raw_identifiers(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] = RAW_ID_COLUMNS,
                     min_length: int = 4) -> None:
-    """Temp table _raw_ids(v): every distinct value of the given raw columns (by default every raw
-    identifier of the raw zone) at least min_length characters long."""
+    """Temp table _raw_ids(h): the 64-bit hashes of every distinct value of the given raw columns (by default
+    every raw identifier of the raw zone) at least min_length characters long, read from the identifier index
+    (identifiers.py) where it is up to date and from the raw tables elsewhere. A value matching one of them
+    is confirmed with raw_identifier_values before it counts."""
+    identifiers.load(con, columns, min_length, "_raw_ids")
+
+
+def raw_identifier_values(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] = RAW_ID_COLUMNS,
+                          min_length: int = 4) -> None:
+    """Temp table _raw_id_values(v): the values themselves, for the exact count of the hits found by hash. A
+    pass over the whole raw zone: only when a hash matched."""
+    if con.execute("select count(*) from duckdb_tables() where temporary and table_name = '_raw_id_values'").fetchone()[0]:
+        return
     parts = []
     for table, cols in columns.items():
         if table_exists(con, *table.split(".")):
@@ -63,8 +75,12 @@ def raw_identifiers(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str
                       for c in cols]
     # One distinct over all the columns together: a distinct per column and a union (a distinct again) cost
     # 2.7x as much CPU over 10M events.
-    con.execute("create or replace temp table _raw_ids as " + (
+    con.execute("create or replace temp table _raw_id_values as " + (
         f"select distinct v from ({' union all '.join(parts)})" if parts else "select null::varchar as v where false"))
+
+
+def drop_raw_identifiers(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("drop table if exists _raw_ids; drop table if exists _raw_id_values")
 
 
 # A pattern can only match a value holding this character: the regular expression runs on those alone.
@@ -76,10 +92,14 @@ def _scan_values(con: duckdb.DuckDBPyConnection, values_sql: str, kinds: list[st
     raw identifiers, the patterns in `kinds` and card numbers, in one pass over the values."""
     con.execute(f"create or replace temp table _vals as select distinct v from ({values_sql}) where v is not null")
     counts = ", ".join(f"count(*) filter (where contains(v, '{_NEEDS[k]}') and regexp_matches(v, ?))" for k in kinds)
-    row = con.execute(f"select (select count(*) from _vals semi join _raw_ids using (v)), "
+    row = con.execute(f"select (select count(*) from _vals where hash(v) in (select h from _raw_ids)), "
                       f"count(*) filter (where regexp_matches(v, ?) and not regexp_matches(v, ?)){', ' + counts if kinds else ''} "
                       "from _vals", [CARD_CANDIDATE, HEXISH] + [PATTERNS[k] for k in kinds]).fetchone()
-    hits = {"raw_identifier": int(row[0])}
+    exact = 0
+    if row[0]:  # confirmed on the values: a hash collision is no leak
+        raw_identifier_values(con)
+        exact = con.execute("select count(*) from _vals semi join _raw_id_values using (v)").fetchone()[0]
+    hits = {"raw_identifier": int(exact)}
     hits.update({k: int(n) for k, n in zip(kinds, row[2:])})
     if row[1]:
         candidates = con.execute(
@@ -133,12 +153,13 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
         for table in tables:
             for kind, n in _scan_values(con, values(table, column, is_list), kinds).items():
                 hits[f"{table}.{column}:{kind}"] = n
-    con.execute("drop table if exists _vals; drop table if exists _raw_ids")
+    con.execute("drop table if exists _vals")
+    drop_raw_identifiers(con)
     return hits
 
 
 def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, int]:
-    """scan_files against the raw identifiers of the warehouse, which stay in DuckDB. Each file's lines are
+    """Hits per 'file:kind' in report files, against the raw identifiers of the warehouse, which stay in DuckDB. Each file's lines are
     read into DuckDB, and its words (as scan_text finds them), the patterns and the card-number candidates
     are found there, in parallel: the consent management log CSV grows with the log (107 MB for 250k
     entries), which Python's tokenizer took 17 s of CPU to read. Only lines holding 13 digits in a row go
@@ -149,9 +170,14 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -
         con.execute("create or replace temp table _flines as select line from read_csv(?, columns={'line': 'VARCHAR'}, "
                     "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
                     "ignore_errors=true) where line is not null", [str(path)])
-        exact = con.execute(
-            "select count(*) from (select distinct unnest(regexp_extract_all(line, ?)) as t from _flines) "
-            "where t in (select v from _raw_ids) or trim(t, '.:') in (select v from _raw_ids)", [TOKEN_SQL]).fetchone()[0]
+        con.execute("create or replace temp table _ftokens as select distinct unnest(regexp_extract_all(line, ?)) as t "
+                    "from _flines", [TOKEN_SQL])
+        words = "select t from _ftokens union select trim(t, '.:') from _ftokens"
+        exact = con.execute(f"select count(*) from ({words}) where hash(t) in (select h from _raw_ids)").fetchone()[0]
+        if exact:  # confirmed on the values: a hash collision is no leak
+            raw_identifier_values(con)
+            exact = con.execute("select count(*) from _ftokens where t in (select v from _raw_id_values) "
+                                "or trim(t, '.:') in (select v from _raw_id_values)").fetchone()[0]
         counts = con.execute("select " + ", ".join(f"count(*) filter (where contains(line, '{_NEEDS[k]}') and "
                                                     "regexp_matches(line, ?))" for k in PATTERNS) + " from _flines",
                              list(PATTERNS.values())).fetchone()
@@ -159,7 +185,8 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -
         cards = sum(1 for (line,) in digit_lines for d in re.findall(CARD_IN_TEXT, line) if luhn(d))
         found = {"raw_identifier": int(exact), **{k: int(n) for k, n in zip(PATTERNS, counts)}, "card_number": cards}
         hits.update({f"{path.name}:{k}": n for k, n in found.items() if n})
-    con.execute("drop table if exists _raw_ids; drop table if exists _flines")
+    con.execute("drop table if exists _flines; drop table if exists _ftokens")
+    drop_raw_identifiers(con)
     return hits
 
 
@@ -184,18 +211,3 @@ def scan_text(text: str, raw_ids: set[str]) -> dict[str, int]:
     if cards:
         hits["card_number"] = len(cards)
     return hits
-
-
-def scan_files(paths: list[Path], raw_ids: set[str]) -> dict[str, int]:
-    hits: dict[str, int] = {}
-    for path in paths:
-        for kind, n in scan_text(path.read_text(encoding="utf-8", errors="replace"), raw_ids).items():
-            hits[f"{path.name}:{kind}"] = n
-    return hits
-
-
-def raw_identifier_set(con: duckdb.DuckDBPyConnection) -> set[str]:
-    raw_identifiers(con)
-    values = {r[0] for r in con.execute("select v from _raw_ids").fetchall()}
-    con.execute("drop table if exists _raw_ids")
-    return values

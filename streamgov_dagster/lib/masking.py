@@ -12,7 +12,7 @@ from datetime import date
 
 import duckdb
 
-from .leakguard import raw_identifiers
+from .leakguard import RAW_ID_COLUMNS, drop_raw_identifiers, raw_identifier_values, raw_identifiers
 from .policy import Policy
 
 UA_FAMILY = """case
@@ -113,16 +113,31 @@ def build(con: duckdb.DuckDBPyConnection, policy: Policy, dataset: str, first_da
                            [first_day, last_day]).fetchone()[0])
 
 
+def policy_identifier_columns(policy: Policy) -> dict[str, tuple[str, ...]]:
+    """Per raw table, the columns the masking policy does not keep (user ids, emails, session/device/token
+    ids, IPs, actor ids, dropped paths), the agent string aside."""
+    return {SOURCES[d]: tuple(c for c in identifier_columns(policy, d) if c != "user_agent") for d in policy.masking}
+
+
+def indexed_identifier_columns(policy: Policy) -> dict[str, tuple[str, ...]]:
+    """The raw columns the identifier index covers: the leak guard's and the masking policy's."""
+    out = {t: set(c) for t, c in policy_identifier_columns(policy).items()}
+    for table, cols in RAW_ID_COLUMNS.items():
+        out.setdefault(table, set()).update(cols)
+    return {t: tuple(sorted(c)) for t, c in out.items()}
+
+
 def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
                        days: tuple[date, date] | None = None) -> dict[str, int]:
     """Count, per column of a table (or of its rows of `days`), values equal to a raw identifier of any
     source (exact match).
 
     The raw identifiers are every value of the raw columns the masking policy does not keep
-    (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events.
+    (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events. They are
+    matched by 64-bit hash (the identifier index), and a column with a match is counted again on the values.
     """
-    raw_identifiers(con, {SOURCES[d]: tuple(c for c in identifier_columns(policy, d) if c != "user_agent")
-                          for d in policy.masking}, min_length=0)
+    columns = policy_identifier_columns(policy)
+    raw_identifiers(con, columns, min_length=0)
     table_name = table
     if days is not None:
         table = f"(select * from {table} where {PARTITION_COLUMN} between date '{days[0].isoformat()}' " \
@@ -131,15 +146,15 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     for column in string_columns:
         if column == UNIQUE_IDS.get(table_name):
             # one value per row: the rows are probed directly (a distinct over them costs 6x as much)
-            counts[column] = int(con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v")
-                                 .fetchone()[0])
-            continue
-        # the distinct values first (a pseudonym column has one per person, most columns a handful); the
-        # rows are counted only for a column where some value matched
-        n = con.execute(f"select count(*) from (select distinct {column} as v from {table} t where {column} is not null) "
-                        "semi join _raw_ids using (v)").fetchone()[0]
+            n = con.execute(f"select count(*) from {table} t where hash(t.{column}) in (select h from _raw_ids)").fetchone()[0]
+        else:
+            # the distinct values first (a pseudonym column has one per person, most columns a handful)
+            n = con.execute(f"select count(*) from (select distinct {column} as v from {table} t where {column} is not null) "
+                            "where hash(v) in (select h from _raw_ids)").fetchone()[0]
         if n:
-            n = con.execute(f"select count(*) from {table} t semi join _raw_ids i on t.{column} = i.v").fetchone()[0]
+            # the rows, counted on the values themselves: a hash collision is no leak
+            raw_identifier_values(con, columns, min_length=0)
+            n = con.execute(f"select count(*) from {table} t semi join _raw_id_values i on t.{column} = i.v").fetchone()[0]
         counts[column] = int(n)
-    con.execute("drop table if exists _raw_ids")
+    drop_raw_identifiers(con)
     return counts

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.partitions import daily_partitions, day_range, partition_bounds, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import consent, directory, formats, ingest
+from streamgov_dagster.lib import consent, directory, formats, identifiers, ingest, masking
 from streamgov_dagster.lib.validation import validate
 
 def _landing(name: str, kinds: set[str], description: str) -> dg.AssetSpec:
@@ -49,6 +49,10 @@ def _load_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, gov
             context.log.info(f"{source}: {stats['rows_loaded']} rows loaded for {first}..{last}, "
                              f"{stats['rows_quarantined']} quarantined, {stats['duplicates']} duplicates, "
                              f"{stats['files']} files")
+        # the raw identifiers of the days loaded, hashed for the leak checks (identifiers.py)
+        indexed = identifiers.sync(con, {src.table: masking.indexed_identifier_columns(policy)[src.table]},
+                                   rebuild=(first, last))
+        meta["identifier_index/days_hashed"] = indexed.get(src.table, 0)
         meta = table_metadata(con, src.table, **meta)
     return dg.MaterializeResult(metadata=meta)
 

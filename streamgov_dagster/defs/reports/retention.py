@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, STATE_POOL, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, target_of, warehouse
-from streamgov_dagster.lib import lake, retention
+from streamgov_dagster.lib import identifiers, lake, retention
 
 
 @dg.asset(
@@ -34,6 +34,8 @@ def purge_expired_data(context: dg.OpExecutionContext, duckdb: DuckDBResource, g
     today = datetime.now(timezone.utc).date()
     with warehouse(duckdb, governance) as con:
         deleted = retention.purge(con, governance.policy().retention, today)
+        # the purged days leave the identifier index too
+        identifiers.sync(con)
         retention.build_report(con, governance.policy().retention, today)
         # On DuckLake the deleted rows stay readable in older snapshots (time travel) and their Parquet
         # files until the history is purged; the DuckDB file keeps no history.

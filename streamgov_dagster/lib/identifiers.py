@@ -1,0 +1,163 @@
+"""The raw-identifier index: the 64-bit hashes of every raw identifier, per table, column and event day.
+
+The leak checks compare published values with every identifier of the raw zone (user, session, device and
+token ids, emails, IPs, actor ids). Computing the distinct identifiers from the raw tables is a pass over
+the whole history, 1-2.4 s at 9M events, and a run needs them four times (both masked checks, the leak
+scan, the report files). The index holds them by day, so a run hashes only the days it wrote; reading the
+whole index costs about 0.4 s at 9M events.
+
+It holds hashes, not values, and is kept exact:
+- A day of a column is trusted only while its coverage row (raw.identifier_index_days) matches the raw
+  table: the day's row count and the index version (DuckDB's, whose hash() it is). A day that is not
+  trusted is read from the raw table instead, so a writer that forgot the index never hides a leak.
+- Writers that change a day's values without changing its count drop its coverage rows in advance: a load
+  (its day range, before it writes), an erasure (the days of the erased user's rows, in its transaction).
+- A hit found by hash is recounted exactly against the raw values before it is reported, so a 64-bit hash
+  collision cannot fail a check.
+- Erasure: the erasure rebuilds the days it touched, so no hash of an erased identifier stays; the erasure
+  verification checks it. The retention purge rebuilds the index too (the purged days leave it).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from .warehouse import begin, is_lake_session, table_exists
+
+INDEX = "raw.identifier_index"
+COVERAGE = "raw.identifier_index_days"
+# The raw tables partitioned by event day, which the index covers. Other raw tables (the consent events)
+# are small and read directly.
+INDEXED_TABLES = ("raw.access_events", "raw.audit_events")
+VERSION = f"duckdb {duckdb.__version__}"
+# Values shorter than this are flagged: the leak scan ignores them ('-', country codes), the masked
+# datasets' check does not.
+SHORT = 4
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create table if not exists {INDEX} (tbl varchar, col varchar, event_date date, h ubigint, "
+                "short boolean)")
+    con.execute(f"create table if not exists {COVERAGE} (tbl varchar, col varchar, event_date date, n bigint, "
+                "version varchar)")
+
+
+def invalidate(con: duckdb.DuckDBPyConnection, table: str, days_where: str, params: list | None = None) -> None:
+    """Stop trusting the index for `table` on the days matching `days_where` (a condition on event_date),
+    every column: they are read from the raw table until sync() hashes them again. Run it before, or in the
+    same transaction as, a change to those days."""
+    if table_exists(con, "raw", COVERAGE.split(".")[1]):
+        con.execute(f"delete from {COVERAGE} where tbl = ? and ({days_where})", [table, *(params or [])])
+
+
+def _day_counts(con: duckdb.DuckDBPyConnection, table: str, out: str) -> None:
+    con.execute(f"create or replace temp table {out} as select event_date, count(*) as n from {table} group by 1")
+
+
+def _stale(con: duckdb.DuckDBPyConnection, table: str, column: str, counts: str) -> list[date]:
+    """The days of `table` (in temp table `counts`) whose index for `column` is not trusted."""
+    return [r[0] for r in con.execute(
+        f"select c.event_date from {counts} c left join {COVERAGE} v on v.tbl = ? and v.col = ? "
+        "and v.event_date = c.event_date and v.version = ? where v.n is distinct from c.n order by 1",
+        [table, column, VERSION]).fetchall()]
+
+
+def indexed_columns(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
+    """The columns the index holds, per table."""
+    ensure_tables(con)
+    out: dict[str, list[str]] = {}
+    for table, col in con.execute(f"select distinct tbl, col from (select tbl, col from {COVERAGE} union "
+                                  f"select distinct tbl, col from {INDEX}) order by 1, 2").fetchall():
+        out.setdefault(table, []).append(col)
+    return {t: tuple(c) for t, c in out.items()}
+
+
+def sync(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] | None = None,
+         rebuild: tuple[date, date] | None = None) -> dict[str, int]:
+    """Bring the index up to date for `columns` (raw table -> columns; by default those it holds): the days
+    in `rebuild` are hashed again whatever their coverage says (a load calls it for the days it wrote), the
+    days whose coverage does not match are rebuilt, and the days no longer in a table leave the index. On
+    DuckLake, where runs of other days may be loading at the same time, only the `rebuild` range is hashed
+    (each run indexes its own days; until then the others are read from the raw tables). One transaction:
+    the day counts and the coverage are read from the same snapshot. Returns the days hashed per table."""
+    ensure_tables(con)
+    lake = is_lake_session(con)
+    columns = indexed_columns(con) if columns is None else columns
+    tables = [t for t in columns if t in INDEXED_TABLES and table_exists(con, *t.split("."))]
+    done: dict[str, int] = {}
+    begin(con, claim="identifier_index")
+    try:
+        for table in tables:
+            counts = "_ix_counts_" + table.split(".")[1]
+            _day_counts(con, table, counts)
+            forced = set()
+            if rebuild is not None:
+                forced = {r[0] for r in con.execute(f"select event_date from {counts} where event_date between ? and ?",
+                                                    list(rebuild)).fetchall()}
+            for col in columns[table]:
+                days = sorted(forced if lake else forced | set(_stale(con, table, col, counts)))
+                # coverage of days gone from the table (purged, or every row erased), or of another version
+                gone = con.execute(f"select count(*) from {COVERAGE} where tbl = ? and col = ? and (version <> ? or "
+                                   f"event_date not in (select event_date from {counts}))", [table, col, VERSION]).fetchone()[0]
+                if not (days or gone):
+                    continue
+                con.execute("create or replace temp table _ix_days as select unnest(?::date[]) as event_date", [days])
+                gone = f"event_date in (select event_date from _ix_days) or event_date not in (select event_date from {counts})"
+                con.execute(f"delete from {INDEX} where tbl = ? and col = ? and ({gone})", [table, col])
+                con.execute(f"delete from {COVERAGE} where tbl = ? and col = ? and ({gone} or version <> ?)",
+                            [table, col, VERSION])
+                if days:
+                    # one column at a time: a distinct per column is 3.7x faster than one over an unpivot of them
+                    con.execute(f"insert into {INDEX} select ?, ?, event_date, h, short from (select distinct event_date, "
+                                f"hash({col}) as h, length({col}) < {SHORT} as short from {table} "
+                                f"where {col} is not null and event_date in (select event_date from _ix_days))",
+                                [table, col])
+                    con.execute(f"insert into {COVERAGE} select ?, ?, event_date, n, ? from {counts} "
+                                "where event_date in (select event_date from _ix_days)", [table, col, VERSION])
+                    done[table] = max(done.get(table, 0), len(days))
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    con.execute("drop table if exists _ix_days")
+    for table in tables:
+        con.execute("drop table if exists _ix_counts_" + table.split(".")[1])
+    return done
+
+
+def load(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]], min_length: int = 0,
+         out: str = "_raw_ids") -> dict[str, int]:
+    """Temp table `out`(h ubigint): the distinct hashes of every non-null value of the given raw columns (at
+    least min_length characters long, min_length 0 or SHORT), from the index where it is trusted and from the
+    raw tables elsewhere. Returns the days read from the raw tables, per table (none when the index covered all)."""
+    if min_length not in (0, SHORT):
+        raise ValueError(f"min_length must be 0 or {SHORT}")
+    indexed = table_exists(con, "raw", INDEX.split(".")[1]) and table_exists(con, "raw", COVERAGE.split(".")[1])
+    parts: list[str] = []
+    from_raw: dict[str, int] = {}
+    length = f" and length({{c}}) >= {min_length}" if min_length else ""
+    con.execute("create or replace temp table _ix_fresh (tbl varchar, col varchar, event_date date)")
+    for table, cols in columns.items():
+        if not table_exists(con, *table.split(".")):
+            continue
+        if not (indexed and table in INDEXED_TABLES):
+            parts += [f"select hash({c}) as h from {table} where {c} is not null{length.format(c=c)}" for c in cols]
+            continue
+        _day_counts(con, table, "_ix_counts")
+        for col in cols:
+            stale = _stale(con, table, col, "_ix_counts")
+            con.execute("insert into _ix_fresh select ?, ?, event_date from _ix_counts "
+                        "where not list_contains(?::date[], event_date)", [table, col, stale])
+            if stale:
+                days = ", ".join(f"date '{d}'" for d in stale)
+                parts.append(f"select hash({col}) as h from {table} where {col} is not null{length.format(c=col)} "
+                             f"and event_date in ({days})")
+                from_raw[table] = max(from_raw.get(table, 0), len(stale))
+    parts.append(f"select i.h from {INDEX} i semi join _ix_fresh f on f.tbl = i.tbl and f.col = i.col and "
+                 f"f.event_date = i.event_date{' where not i.short' if min_length else ''}" if indexed else
+                 "select null::ubigint as h where false")
+    con.execute(f"create or replace temp table {out} as select distinct h from ({' union all '.join(parts)})")
+    con.execute("drop table if exists _ix_fresh; drop table if exists _ix_counts")
+    return from_raw
