@@ -169,6 +169,20 @@ def test_gated_datasets_rebuilt_in_part_equal_a_full_rebuild(env) -> None:
     assert con.execute("select list(day) from _g_days").fetchone()[0] == [date(2026, 10, 31)]
     relabelled = gated()
     assert any(r for p in relabelled for r in relabelled[p] if "ZZ" in r)
+    # a withdrawal that closes a grant at one of the user's events: recomputed from that day on, not before
+    user, event_id, at = con.execute("select user_pseudonym, event_id, ts from masked.analytics_events "
+                                     "where event_date = '2026-10-31' order by event_id limit 1").fetchone()
+    grant = "user_pseudonym = ? and purpose = 'analytics' and state = 'granted' and valid_from <= ? " \
+            "and (valid_to is null or ? < valid_to)"
+    until = con.execute(f"select valid_to from consent.consent_state where {grant}", [user, at, at]).fetchone()[0]
+    con.execute(f"update consent.consent_state set valid_to = ? where {grant}", [at, user, at, at])
+    con.execute("insert into consent.consent_state (user_pseudonym, purpose, state, valid_from, valid_to) "
+                "values (?, 'analytics', 'withdrawn', ?, ?)", [user, at, until])
+    consent.build_gated(con, rewritten=no_days)
+    assert con.execute("select list(from_day) from _g_users").fetchone()[0] == [date(2026, 10, 31)]
+    assert all(v == (0, 0) for v in consent.gated_violations(con).values())
+    assert con.execute("select count(*) from masked.analytics_events where event_id = ?", [event_id]).fetchone()[0] == 0
+    relabelled = gated()
     con.execute("drop table governance.gated_inputs")
     consent.build_gated(con, rewritten=no_days)
     assert con.execute("select everything from _g_scope").fetchone()[0] is True

@@ -209,33 +209,51 @@ VALID_AT = """exists (select 1 from consent.consent_state s where s.user_pseudon
 
 
 # What the gated datasets were last built from: a fingerprint per day of masked.access_events (its rows'
-# count and the sum of their hashes) and one per consent interval (64-bit hashes; no pseudonym is stored).
+# count and the sum of their hashes) and the consent intervals that decide them (user by 64-bit hash, no
+# pseudonym stored).
 GATED_DAYS = "governance.gated_inputs"
 GATED_CONSENT = "governance.gated_consent_inputs"
-# The events an incremental build recomputes (and its check re-checks): the changed days, the changed users.
-_GATED_SCOPE = "(e.event_date in (select day from _g_days) or hash(e.user_pseudonym) in (select uh from _g_users))"
+_CONSENT_INPUTS = "uh ubigint, purpose varchar, state varchar, valid_from timestamp, valid_to timestamp"
+
+
+def _gated_scope(con: duckdb.DuckDBPyConnection) -> str:
+    """The events an incremental build recomputes (and its check re-checks): those of the changed days
+    (_g_days), and those of the users whose consent changed (_g_users) from the earliest day a change can
+    affect on. That day is written out, so the scan skips the older row groups of the history."""
+    since = con.execute("select min(from_day) from _g_users").fetchone()[0]
+    users = "false" if since is None else \
+        f"(e.event_date >= date '{since}' and hash(e.user_pseudonym) in (select uh from _g_users))"
+    return f"(e.event_date in (select day from _g_days) or {users})"
 
 
 def _gated_plan(con: duckdb.DuckDBPyConnection, key: str, purposes: tuple[str, ...],
                 rewritten: tuple[date, date] | None) -> bool:
-    """Temp tables _g_days(day) and _g_users(uh): the days whose released events changed since the last build
-    and the users whose consent history changed. Returns False when everything must be rebuilt (first build,
-    other purposes or columns, i.e. another `key`, a dataset missing, no `rewritten` range).
+    """Temp tables _g_days(day) and _g_users(uh, from_day): the days whose released events changed since the
+    last build, and the users whose consent history changed, each with the first day on which an event's
+    gating can differ. Returns False when everything must be rebuilt (first build, other purposes or
+    columns, i.e. another `key`, a dataset missing, no `rewritten` range).
 
     `rewritten` is the range of days whose masked events this run rebuilt: they are recomputed whatever
     their fingerprint. Every other day is fingerprinted by its count and its event ids with their key id,
     which an erasure (rows deleted), the retention purge (a day gone) or a build of the day by another
-    run change: hashing every column of every day instead cost 3.3 s of CPU per 9M events on each run."""
+    run change: hashing every column of every day instead cost 3.3 s of CPU per 9M events on each run.
+
+    A user's consent intervals are compared with the last build's by (purpose, state, valid_from): an
+    interval only one side has changes the gating from its valid_from on, one whose end moved (a withdrawal
+    closes the open grant) from the earlier end on. Events before that keep their verdict: a withdrawal
+    today recomputes today's events, not the user's history."""
     # numbers, not text: the leak guard reads every text column of governance.*, and a long run of digits
     # there could pass for a card number
     con.execute("create or replace temp table _gfp_days as select event_date as day, count(*) as n, "
                 "(sum(hash(event_id, pseudonym_key_id)) % 18446744073709551616)::ubigint as h "
                 "from masked.access_events group by 1")
-    consent_columns = ", ".join(c for c, _ in column_types(con, "consent", "consent_state"))
-    con.execute(f"create or replace temp table _gfp_consent as select hash(user_pseudonym) as uh, "
-                f"hash({consent_columns}) as rh from consent.consent_state")
+    con.execute("create or replace temp table _gfp_consent as select hash(user_pseudonym) as uh, purpose, state, "
+                "valid_from, valid_to from consent.consent_state")
     con.execute(f"create table if not exists {GATED_DAYS} (kind varchar, day date, n bigint, h ubigint)")  # DuckLake keeps a HUGEINT only as a double
-    con.execute(f"create table if not exists {GATED_CONSENT} (uh ubigint, rh ubigint)")
+    if [c for c, _ in column_types(con, *GATED_CONSENT.split("."))] != [c.split()[0] for c in _CONSENT_INPUTS.split(", ")]:
+        con.execute(f"drop table if exists {GATED_CONSENT}")  # written by an older version: rebuild everything
+        con.execute(f"delete from {GATED_DAYS}")
+    con.execute(f"create table if not exists {GATED_CONSENT} ({_CONSENT_INPUTS})")
     stored = con.execute(f"select kind from {GATED_DAYS} where kind like 'purposes:%'").fetchone()
     if rewritten is None or not stored or stored[0] != key or not all(
             table_exists(con, "masked", f"{p}_events") for p in purposes):
@@ -244,9 +262,15 @@ def _gated_plan(con: duckdb.DuckDBPyConnection, key: str, purposes: tuple[str, .
                     full join (select day, n, h from {GATED_DAYS} where kind = 'day') o on o.day = c.day
                     where c.n is distinct from o.n or c.h is distinct from o.h or c.day between $lo and $hi""",
                 {"lo": rewritten[0], "hi": rewritten[1]})
-    con.execute(f"""create or replace temp table _g_users as select distinct uh from (
-                        (select uh, rh from _gfp_consent except select uh, rh from {GATED_CONSENT})
-                        union all (select uh, rh from {GATED_CONSENT} except select uh, rh from _gfp_consent))""")
+    con.execute(f"""create or replace temp table _g_users as
+                    select uh, min(since)::date as from_day from (
+                        select coalesce(n.uh, o.uh) as uh,
+                               case when n.uh is null then o.valid_from when o.uh is null then n.valid_from
+                                    else least(n.valid_to, o.valid_to) end as since
+                        from _gfp_consent n full join {GATED_CONSENT} o
+                          on o.uh = n.uh and o.purpose = n.purpose and o.state = n.state and o.valid_from = n.valid_from
+                        where n.uh is null or o.uh is null or n.valid_to is distinct from o.valid_to)
+                    group by uh""")
     return True
 
 
@@ -271,7 +295,7 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
         raise ValueError(sorted(unknown))
     key = _gated_key(purposes, [c for c, _ in column_types(con, "masked", "access_events")])
     incremental = _gated_plan(con, key, purposes, rewritten)
-    scope = _GATED_SCOPE if incremental else "true"
+    scope = _gated_scope(con) if incremental else "true"
     con.execute(f"create or replace temp table _g_scope as select {'true' if not incremental else 'false'} as everything")
     con.execute(
         f"""
@@ -298,7 +322,7 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
         con.execute(f"insert into {GATED_DAYS} select ?, null, null, null union all "
                     "select 'day', day, n, h from _gfp_days", [key])
         con.execute(f"delete from {GATED_CONSENT}")
-        con.execute(f"insert into {GATED_CONSENT} select uh, rh from _gfp_consent")
+        con.execute(f"insert into {GATED_CONSENT} select * from _gfp_consent")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -316,7 +340,7 @@ def gated_violations(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] =
         everything = con.execute("select everything from _g_scope").fetchone()[0]
     except duckdb.CatalogException:  # not after build_gated: check everything
         everything = True
-    scope = "true" if everything else _GATED_SCOPE
+    scope = "true" if everything else _gated_scope(con)
     expected = dict(con.execute(
         f"select e.purpose, count(*) from masked.access_events e where list_contains(?, e.purpose) and "
         f"e.user_pseudonym is not null and {scope} and {VALID_AT.format(e='e')} group by 1", [list(purposes)]).fetchall())
