@@ -80,3 +80,42 @@ def test_a_hash_match_is_confirmed_on_the_values(con) -> None:
     con.execute("insert into reports.notes values ('u-1'), ('10.0.0.2'), ('staff-2')")
     hits = leakguard.scan_tables(con, set())
     assert hits["reports.notes.note:raw_identifier"] == 2
+
+
+def test_the_retention_job_drops_purged_days_from_the_index_and_merges_row_groups(env) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    import duckdb
+
+    from streamgov_dagster.defs.reports.retention import retention_purge_job
+    from streamgov_dagster.defs.resources import resources
+    from streamgov_dagster.lib import ingest
+    from streamgov_dagster.lib.warehouse import prepare
+    from streamgov_dagster_tests.landing import access, write_landing
+
+    today = datetime.now(timezone.utc).date()
+    old, new = today - timedelta(days=60), today - timedelta(days=1)
+    root = write_landing(env["landing"], access_events=[access("old", f"{old}T10:00:00Z", user_id="u-old-1"),
+                                                        access("new", f"{new}T10:00:00Z", user_id="u-new-1")])
+    con = prepare(duckdb.connect(str(env["warehouse"])))
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ("*.jsonl",)), old, new,
+                (date(2000, 1, 1), date(2100, 1, 1)))
+    identifiers.sync(con, {"raw.access_events": ("user_id",)})
+    # appends checkpointed one by one stay in row groups of their own (the pipeline's checkpoints do not merge)
+    con.execute("create table governance.appended (v integer)")
+    for i in range(3):
+        con.execute("insert into governance.appended values (?)", [i])
+        con.execute("checkpoint")
+    groups = "select count(distinct row_group_id) from pragma_storage_info('governance.appended')"
+    assert con.execute(groups).fetchone()[0] == 3
+    con.close()
+
+    assert retention_purge_job.execute_in_process(resources=resources().resources).success
+    con = duckdb.connect(str(env["warehouse"]), read_only=True)
+    try:
+        assert con.execute("select list(event_id) from raw.access_events").fetchone()[0] == ["new"]
+        assert con.execute("select list(distinct event_date) from raw.identifier_index").fetchone()[0] == [new]
+        assert con.execute("select count(*) from raw.identifier_index where h = hash('u-old-1')").fetchone()[0] == 0
+        assert con.execute(groups).fetchone()[0] == 1
+    finally:
+        con.close()

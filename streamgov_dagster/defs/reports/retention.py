@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 from streamgov_dagster.defs.common import OWNERS, STATE_POOL, table_metadata, tags
 from streamgov_dagster.defs.resources import GovernanceConfig, target_of, warehouse
 from streamgov_dagster.lib import identifiers, lake, retention
+from streamgov_dagster.lib.warehouse import vacuum
 
 
 @dg.asset(
@@ -36,6 +37,8 @@ def purge_expired_data(context: dg.OpExecutionContext, duckdb: DuckDBResource, g
         deleted = retention.purge(con, governance.policy().retention, today)
         # the purged days leave the identifier index too
         identifiers.sync(con)
+        # the daily merge of partly filled row groups (the pipeline's checkpoints skip it: see prepare())
+        vacuum(con)
         retention.build_report(con, governance.policy().retention, today)
         # On DuckLake the deleted rows stay readable in older snapshots (time travel) and their Parquet
         # files until the history is purged; the DuckDB file keeps no history.
