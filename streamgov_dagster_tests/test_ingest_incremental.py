@@ -92,3 +92,13 @@ def test_a_new_parser_version_reads_every_file_again(con, tmp_path, monkeypatch)
     assert _load(con, root, "2026-10-30", "2026-10-30")["files"] == 1
     monkeypatch.setattr(ingest, "PARSER_VERSION", ingest.PARSER_VERSION + 1)
     assert _load(con, root, "2026-10-30", "2026-10-30")["files"] == 2
+
+
+def test_a_warehouse_from_before_the_id_hash_gets_it_filled_in(con) -> None:
+    from streamgov_dagster.lib.ingest import ACCESS, ID_HASH, ensure_tables, raw_columns
+
+    cols = [(n, t) for n, t in raw_columns(ACCESS) if n != ID_HASH]
+    con.execute(f"create table raw.access_events ({', '.join(f'{n} {t}' for n, t in cols)})")
+    con.execute("insert into raw.access_events (event_id, event_date) values ('ev-old-1', date '2026-10-01')")
+    ensure_tables(con, ACCESS)
+    assert con.execute(f"select {ID_HASH} = hash(event_id) from raw.access_events").fetchall() == [(True,)]

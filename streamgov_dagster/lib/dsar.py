@@ -205,7 +205,7 @@ def suppress_parsed(con: duckdb.DuckDBPyConnection, access: bool) -> int:
 def _export_queries(user: str) -> dict[str, tuple[str, str]]:
     """name -> (source table, query) of the export files, for the user id given as a SQL literal."""
     return {
-        "access_events": ("raw.access_events", "select * exclude (source_file, source_line, drift_fields) "
+        "access_events": ("raw.access_events", "select * exclude (source_file, source_line, drift_fields, id_hash) "
                           f"from raw.access_events where user_id = {user} order by ts, event_id"),
         "consent_history": ("raw.consent_events", f"select * from raw.consent_events where user_id = {user} "
                             "order by recorded_at, event_id"),

@@ -390,12 +390,16 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, src: JsonSource, check_load
                 "from _ids i join _seen s on s.h = i.h")
     parts.append("select line_no from _hmatch where id = seen_id")
     if check_loaded:
-        # the loaded ids are only scanned and hashed (no distinct over the whole history): the hash table is
-        # built on this file's ids
-        con.execute(f"create or replace temp table _lmatch as select i.line_no, i.id, r.{id_} as loaded_id "
-                    f"from _ids i join (select {id_} from {src.table} where source = ? and source_file in "
-                    f"(select file from _unread_files)) r on hash(r.{id_}) = i.h", [src.name])
-        parts.append("select line_no from _lmatch where id = loaded_id")
+        # the loaded ids' hashes are scanned (no distinct over the whole history; the hash table is built on
+        # this file's ids), and the few matching rows' ids compared exactly
+        con.execute(f"create or replace temp table _lmatch as select i.line_no, i.id from _ids i "
+                    f"semi join (select {ID_HASH} from {src.table} where source = ? and source_file in "
+                    f"(select file from _unread_files)) r on r.{ID_HASH} = i.h", [src.name])
+        if con.execute("select count(*) from _lmatch").fetchone()[0]:
+            con.execute(f"delete from _lmatch where id not in (select {id_} from {src.table} where source = ? and "
+                        f"source_file in (select file from _unread_files) and {ID_HASH} in "
+                        "(select hash(id) from _lmatch))", [src.name])
+        parts.append("select line_no from _lmatch")
     con.execute(f"create or replace temp table _dup_lines as {' union '.join(parts)}")
     if con.execute("select count(*) from _dup_lines").fetchone()[0]:
         con.execute("update _parsed set is_duplicate = true where line_no in (select line_no from _dup_lines)")
@@ -411,8 +415,14 @@ def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
             cols.append((f"{f.name}_original", "VARCHAR"))
     cols += list(src.extra_columns)
     cols += [("event_date", "DATE"), ("drift_fields", "INTEGER"), ("source", "VARCHAR"), ("source_file", "VARCHAR"),
-             ("source_line", "BIGINT")]
+             ("source_line", "BIGINT"), (ID_HASH, "UBIGINT")]
     return cols
+
+
+# The 64-bit hash of the row's id, kept with the row: a load looks for re-delivered events among the ids
+# loaded from the files it does not read by this number (8 bytes) instead of reading and hashing every id
+# string of the history (0.65 s per file read at 9M events).
+ID_HASH = "id_hash"
 
 
 def ensure_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -437,8 +447,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, src: JsonSource) -> None:
     ensure_shared_tables(con)
     cols = raw_columns(src)
     con.execute(f"create table if not exists {src.table} ({', '.join(f'{n} {t}' for n, t in cols)})")
+    present = {c for c, in con.execute("select column_name from information_schema.columns where table_schema = ? "
+                                       "and table_name = ?", src.table.split(".")).fetchall()}
     for name, sql_type in cols:  # a warehouse from an older version gains the new columns
-        con.execute(f"alter table {src.table} add column if not exists {name} {sql_type}")
+        if name not in present:
+            con.execute(f"alter table {src.table} add column {name} {sql_type}")
+            if name == ID_HASH:
+                con.execute(f"update {src.table} set {ID_HASH} = hash({src.id_field})")
 
 
 @dataclass
@@ -493,7 +508,7 @@ class _Publisher:
         self.stats = {"lines_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "duplicates": 0, "files": len(read),
                       "unreadable_files": 0}
         names = [name for name, _ in raw_columns(src)]
-        renames = {"source_file": "file", "source_line": "line_no", "source": "$source"}
+        renames = {"source_file": "file", "source_line": "line_no", "source": "$source", ID_HASH: f"hash({src.id_field})"}
         self.insert = (f"insert into {src.table} ({', '.join(names)}) select {', '.join(renames.get(n, n) for n in names)} "
                        "from _parsed where reason is null and not is_duplicate and event_date between $first and $last")
         ensure_tables(con, src)

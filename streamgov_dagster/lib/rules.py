@@ -238,12 +238,12 @@ VIOLATION_COLUMNS = (
 )
 
 
-def prepare_pseudonyms(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp table _pseudonyms(kind, value, pseudonym) for the users in the access events."""
+def prepare_pseudonyms(con: duckdb.DuckDBPyConnection, where: str = "true") -> None:
+    """Temp table _pseudonyms(kind, value, pseudonym) for the users in the access events (those `where` selects)."""
     con.execute(
         "create or replace temp table _pseudonyms as "
         "select 'user' as kind, value, sg_pseudonym(value) as pseudonym "
-        "from (select distinct user_id as value from raw.access_events where user_id is not null)"
+        f"from (select distinct user_id as value from raw.access_events where user_id is not null and ({where}))"
     )
 
 
@@ -408,7 +408,9 @@ def detect(con: duckdb.DuckDBPyConnection, policy: Policy, rule_ids: list[str] |
     policy_fp = _policy_fingerprint(policy, enabled, key_probe)
     _fingerprints(con)
     plan = _plan(con, policy_fp)
-    prepare_pseudonyms(con)
+    if plan is None or plan[1]:
+        # every user: a user whose consent changed is found by their pseudonym's hash
+        prepare_pseudonyms(con)
     con.execute("create or replace temp table _role_actions (role varchar, action varchar)")
     con.executemany("insert into _role_actions values (?, ?)",
                     [[role, action] for role, actions in policy.roles.items() for action in actions])
@@ -433,6 +435,8 @@ def detect(con: duckdb.DuckDBPyConnection, policy: Policy, rule_ids: list[str] |
             # the dirty days widened by `pad` on each side; consent_violation also reads the changed users' events
             span = f"event_date between date '{(lo - pad).isoformat()}' and date '{(hi + pad).isoformat()}'" if days else "false"
             con.execute(f"create or replace temp view _acc as select * from raw.access_events where {span}")
+            if not users:  # no consent changed: the users of the span are all the rules read (0.2 s less at 9M events)
+                prepare_pseudonyms(con, span)
             con.execute("create or replace temp table _cu_users as select value from _pseudonyms "
                         "where kind = 'user' and hash(pseudonym) in (select unnest(?::ubigint[]))", [users])
             con.execute(f"create or replace temp view _acc_c as select * from raw.access_events where {span} "
