@@ -44,3 +44,9 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
                                       (date(2026, 10, 29), date(2026, 10, 29)))["country"] == 1
     assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"],
                                       (date(2026, 10, 30), date(2026, 10, 30)))["country"] == 0
+    # the masked formats (pseudonyms, networks, purposes) are checked in one scan each, failing values counted
+    con.execute("update masked.access_events set user_pseudonym = 'not-a-pseudonym', client_network = '10.1.2.3', "
+                "purpose = 'resale' where event_id = 'b1'")
+    masked = validate(con, "masked.access_events")
+    assert masked.failures == {"user_pseudonym.str_matches": 1, "client_network.str_matches": 1, "purpose.isin": 1}
+    assert validate(con, "masked.access_events", days=(date(2026, 10, 29), date(2026, 10, 29))).passed

@@ -14,6 +14,14 @@ from .ingest import ACCESS_ACTIONS, AUDIT_ACTIONS, OUTCOMES, PURPOSES
 from .consent import CONSENT_PURPOSES, CONSENT_STATUSES
 
 HEX64 = r"^[0-9a-f]{64}$"
+NETWORK = r"^[0-9a-fA-F.:]+/(24|48)$"
+
+
+def _matches(data, pattern: str):
+    """A column's values match `pattern` (nulls pass), as one boolean column over the table: pandera's
+    built-in str_matches returns a table that its ibis backend joins back to the data (POSITIONAL JOIN), a
+    second scan that made the check 3.3x slower (4 s instead of 1.2 s per 10M pseudonyms)."""
+    return data.table[data.key].re_search(pattern)
 # DuckDB TIMESTAMP is microsecond precision; pandera compares ibis dtypes exactly.
 TS = idt.Timestamp(scale=6)
 SEVERITIES = ["low", "medium", "high", "critical"]
@@ -139,22 +147,37 @@ class MaskedAccessEvents(pa.DataFrameModel):
     event_id: str = pa.Field(nullable=False, unique=True)
     ts: TS = pa.Field(nullable=False)
     event_date: dt.date = pa.Field(nullable=False)
-    user_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
-    session_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
-    device_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
-    token_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
-    client_network: str = pa.Field(nullable=True, str_matches=r"^[0-9a-fA-F.:]+/(24|48)$")
+    user_pseudonym: str = pa.Field(nullable=True)      # str_matches HEX64: see the checks below
+    session_pseudonym: str = pa.Field(nullable=True)
+    device_pseudonym: str = pa.Field(nullable=True)
+    token_pseudonym: str = pa.Field(nullable=True)
+    client_network: str = pa.Field(nullable=True)      # str_matches NETWORK
     country: str = pa.Field(nullable=True)
     user_agent_family: str = pa.Field(nullable=True)
     action: str = pa.Field(isin=list(ACCESS_ACTIONS))
     status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
     content_id: str = pa.Field(nullable=True)
     bytes: int = pa.Field(nullable=True, ge=0)
-    purpose: str = pa.Field(nullable=True, isin=list(PURPOSES))
+    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see the checks below
     source: str = pa.Field(isin=["access", "cdn", "weblogs"])
     http_method: str = pa.Field(nullable=True)
     host: str = pa.Field(nullable=True)
     pseudonym_key_id: str = pa.Field(nullable=False)
+
+    @pa.check("user_pseudonym", "session_pseudonym", "device_pseudonym", "token_pseudonym", name="str_matches")
+    @classmethod
+    def _pseudonyms(cls, data):
+        return _matches(data, HEX64)
+
+    @pa.check("client_network", name="str_matches")
+    @classmethod
+    def _network(cls, data):
+        return _matches(data, NETWORK)
+
+    @pa.check("purpose", name="isin")
+    @classmethod
+    def _purpose(cls, data):
+        return data.table[data.key].isin(list(PURPOSES))
 
     class Config:
         strict = True
@@ -164,18 +187,28 @@ class MaskedAuditEvents(pa.DataFrameModel):
     audit_id: str = pa.Field(nullable=False, unique=True)
     ts: TS = pa.Field(nullable=False)
     event_date: dt.date = pa.Field(nullable=False)
-    actor_pseudonym: str = pa.Field(nullable=False, str_matches=HEX64)
+    actor_pseudonym: str = pa.Field(nullable=False)    # str_matches HEX64: see the checks below
     actor_role: str = pa.Field(nullable=False)
     action: str = pa.Field(isin=list(AUDIT_ACTIONS) + ["other"])
-    subject_pseudonym: str = pa.Field(nullable=True, str_matches=HEX64)
+    subject_pseudonym: str = pa.Field(nullable=True)
     records: int = pa.Field(nullable=True, ge=0)
     ticket_id: str = pa.Field(nullable=True)
-    source_network: str = pa.Field(nullable=True, str_matches=r"^[0-9a-fA-F.:]+/(24|48)$")
+    source_network: str = pa.Field(nullable=True)      # str_matches NETWORK
     outcome: str = pa.Field(isin=list(OUTCOMES))
     source: str = pa.Field(isin=["audit", "cloudtrail"])
     event_name: str = pa.Field(nullable=True)
     identity_type: str = pa.Field(nullable=True)
     pseudonym_key_id: str = pa.Field(nullable=False)
+
+    @pa.check("actor_pseudonym", "subject_pseudonym", name="str_matches")
+    @classmethod
+    def _pseudonyms(cls, data):
+        return _matches(data, HEX64)
+
+    @pa.check("source_network", name="str_matches")
+    @classmethod
+    def _network(cls, data):
+        return _matches(data, NETWORK)
 
     class Config:
         strict = True

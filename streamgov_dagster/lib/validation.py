@@ -12,6 +12,7 @@ from datetime import date
 import duckdb
 import ibis
 import pandera.errors
+import pandera.ibis as pa_ibis
 
 from .models import MODELS
 
@@ -37,7 +38,9 @@ class ValidationResult:
 def _describe(err: pandera.errors.SchemaError) -> str:
     check = getattr(err, "check", None)
     name = getattr(check, "name", None) or getattr(check, "error", None) or str(err.reason_code.name).lower()
-    column = getattr(err, "column_name", None)
+    # a built-in check's error names its column; a check of the model's own (models.py) its schema component
+    schema = getattr(err, "schema", None)
+    column = getattr(err, "column_name", None) or (schema.name if isinstance(schema, pa_ibis.Column) else None)
     return f"{column}.{name}" if column else str(name)
 
 
