@@ -119,3 +119,21 @@ def test_the_retention_job_drops_purged_days_from_the_index_and_merges_row_group
         assert con.execute(groups).fetchone()[0] == 1
     finally:
         con.close()
+
+
+def test_an_erasure_updates_the_index_exactly_without_rehashing_days(con) -> None:
+    _raw(con)
+    identifiers.sync(con, COLUMNS)
+    # u-1 is erased: its rows go; its IP 10.0.0.1 stays on D1 only if another row holds it there
+    con.execute(f"insert into raw.access_events (event_date, user_id, client_ip) values ('{D1}', 'u-9', '10.0.0.1')")
+    identifiers.sync(con, COLUMNS)
+    con.execute("begin transaction")
+    identifiers.capture(con, "raw.access_events", "user_id = ?", ["u-1"])
+    con.execute("delete from raw.access_events where user_id = ?", ["u-1"])
+    assert identifiers.forget(con) == 3  # u-1 on D1 and D2, 10.0.0.1 on D2
+    con.execute("commit")
+    assert _loaded(con) == (_expected(con), {})  # exact, and every day trusted again
+    held = "select list(event_date order by event_date) from raw.identifier_index where h = hash(?)"
+    assert con.execute(held, ["u-1"]).fetchone()[0] is None
+    assert con.execute(held, ["10.0.0.1"]).fetchone()[0] == [D1]
+    assert identifiers.sync(con, COLUMNS) == {}  # nothing left to re-hash

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -225,7 +225,6 @@ def answer_access_requests(con: duckdb.DuckDBPyConnection, reports_dir: Path) ->
     ).fetchall()
     root = reports_dir / EXPORT_DIR
     done = []
-    touched: list[tuple[date, date]] = []
     for request_id, user_id, received_at, deadline in pending:
         folder = root / _safe_name(request_id)
         staging = root / f".staging-{_safe_name(request_id)}"
@@ -274,9 +273,8 @@ def execute_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_p
         "and request_id not in (select request_id from governance.erasure_register) order by received_at, request_id"
     ).fetchall()
     done = []
-    touched: list[tuple[date, date]] = []
     for request_id, user_id, received_at, deadline in pending:
-        counts = _erase_one(con, request_id, user_id, reports_dir, alerts_path, key_id, touched)
+        counts = _erase_one(con, request_id, user_id, reports_dir, alerts_path, key_id)
         erased_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         con.execute("delete from governance.dsar_log where request_id = ?", [request_id])
         con.execute("insert into governance.dsar_log values (?, 'erasure', ?, ?, ?, ?, ?, null)",
@@ -288,12 +286,9 @@ def execute_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_p
                 if table_exists(con, *table.split("."))]
     if subjects and erased_values(con, " union ".join(subjects), "_resurfaced"):
         for (user_id,) in con.execute("select v from _resurfaced order by v").fetchall():
-            counts = _erase_one(con, REAPPLIED, user_id, reports_dir, alerts_path, key_id, touched, register=False)
+            counts = _erase_one(con, REAPPLIED, user_id, reports_dir, alerts_path, key_id, register=False)
             done.append({"request_id": REAPPLIED, **counts})
     con.execute("drop table if exists _resurfaced")
-    if touched:
-        # no hash of an erased identifier stays in the index (verify_erasures checks it)
-        identifiers.sync(con, rebuild=(min(t[0] for t in touched), max(t[1] for t in touched)))
     return done
 
 
@@ -301,9 +296,7 @@ REAPPLIED = "(register)"  # the request id recorded for an erasure applied again
 
 
 def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, reports_dir: Path,
-               alerts_path: Path | None, key_id: str, touched: list[tuple[date, date]],
-               register: bool = True) -> dict[str, int]:
-    """Erase one user everywhere; appends to `touched` the span of event days of their indexed raw rows."""
+               alerts_path: Path | None, key_id: str, register: bool = True) -> dict[str, int]:
     counts: dict[str, int] = {}
     # The tokens that identify the user: the id, the emails seen with it, and their pseudonyms.
     emails = "select null::varchar as email where false"
@@ -327,14 +320,8 @@ def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, re
         for table, (column, how) in SUBJECT_COLUMNS.items():
             if not table_exists(con, *table.split(".")):
                 continue
-            if table in identifiers.INDEXED_TABLES:
-                # the identifier index must forget the user's values: its days are hashed again after the erasure
-                span = con.execute(f"select min(event_date), max(event_date) from {table} where {column} = ?",
-                                   [user_id]).fetchone()
-                if span[0] is not None:
-                    touched.append(span)
-                    identifiers.invalidate(con, table, f"event_date in (select event_date from {table} where {column} = ?)",
-                                           [user_id])
+            # the identifier index forgets the user's values (identifiers.forget, in this transaction)
+            identifiers.capture(con, table, f"{column} = ?", [user_id])
             if how == "redact":
                 counts[table] = _count_update(con, f"update {table} set {column} = null where {column} = ?", [user_id])
                 continue
@@ -363,6 +350,7 @@ def _erase_one(con: duckdb.DuckDBPyConnection, request_id: str, user_id: str, re
         # Every derived table: rows naming the user or their pseudonyms go (rebuilt downstream anyway).
         counts.update(_erase_derived(con))
         counts["consent.consent_log"] = _tombstone(con, request_id, key_id)
+        identifiers.forget(con)
         con.execute("update raw.dsar_requests set user_id = null where user_id = ? and type = 'erasure' "
                     "and request_id = ?", [user_id, request_id])
         if register:
