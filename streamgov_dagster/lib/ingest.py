@@ -286,7 +286,6 @@ def _ip_field(src: JsonSource) -> int:
 
 def _parse_sql(src: JsonSource, rel: str, bounds: tuple[date, date]) -> str:
     """One pass over _src (one file): every line classified, the valid ones typed (the shape of _parsed)."""
-    n = len(src.fields)
     ip = _ip_field(src)
     paths = "[" + ", ".join(sql_str(f"$.{f.name}") for f in src.fields) + "]"
     known = "[" + ", ".join(sql_str(f.name) for f in src.fields) + "]"
@@ -296,7 +295,8 @@ def _parse_sql(src: JsonSource, rel: str, bounds: tuple[date, date]) -> str:
     columns: list[str] = []
     for i, f in enumerate(src.fields, start=1):
         if f.kind == "timestamp":
-            columns += [f"{f.name}_tz::timestamp as {f.name}", f"v{i} as {f.name}_original"]
+            # the UTC instant without ICU's time-zone conversion (the session is UTC): 4 % of the parse
+            columns += [f"make_timestamp(epoch_us({f.name}_tz)) as {f.name}", f"v{i} as {f.name}_original"]
         elif f.kind == "integer":
             columns.append(f"try_cast(n{i} as bigint) as {f.name}")
         elif f.name == "country":
@@ -309,7 +309,7 @@ def _parse_sql(src: JsonSource, rel: str, bounds: tuple[date, date]) -> str:
     derived = "".join(f", {_trimmed(f'v{i}')} as w{i}" for i, f in enumerate(src.fields, start=1) if _needs_trim(f))
     derived += "".join(f", try_cast(v{i} as hugeint) as n{i}" for i, f in enumerate(src.fields, start=1)
                        if f.kind == "integer")
-    present = " + ".join(f"(t[{i}] is not null)::integer" for i in range(1, n + 1))
+    present = "list_count(t)"  # the known fields present (json_type gives null for an absent path)
     # The text is parsed three times per line (values, JSON types, key count); the key list is compared
     # with the known names only where there are more keys than known fields present (schema drift).
     return f"""
@@ -321,7 +321,7 @@ def _parse_sql(src: JsonSource, rel: str, bounds: tuple[date, date]) -> str:
                                                  or event_date > date '{bounds[1].isoformat()}')
                        then 'ts_out_of_range' else reason0 end as reason
         from (
-        select *, {ts}_tz::timestamp::date as event_date,
+        select *, make_timestamp(epoch_us({ts}_tz))::date as event_date,
                coalesce(pre_reason, case {" ".join(before)} {" ".join(after)} end) as reason0
         from (
             select *{derived}, try_cast(w{ts_i} as timestamptz) as {ts}_tz from (
