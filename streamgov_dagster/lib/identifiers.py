@@ -85,7 +85,7 @@ def forget(con: duckdb.DuckDBPyConnection) -> int:
     Returns the hashes dropped."""
     if not con.execute("select count(*) from duckdb_tables() where temporary and table_name = '_ix_erased'").fetchone()[0]:
         return 0
-    dropped = 0
+    con.execute("create or replace temp table _ix_drop (tbl varchar, col varchar, event_date date, h ubigint)")
     for table, in con.execute("select distinct tbl from _ix_erased order by 1").fetchall():
         cols = [c for c, in con.execute("select distinct col from _ix_erased where tbl = ? order by 1", [table]).fetchall()]
         days = ", ".join(f"date '{d}'" for d, in con.execute(
@@ -100,15 +100,18 @@ def forget(con: duckdb.DuckDBPyConnection) -> int:
                 listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
                 con.execute(f"create or replace temp table _ix_still as select distinct event_date, {col}::varchar as v "
                             f"from {table} where event_date in ({days}) and {col}::varchar in ({listed})")
-                dropped += con.execute(
-                    f"delete from {INDEX} i where tbl = ? and col = ? and exists (select 1 from _ix_erased e where e.tbl = ? "
-                    "and e.col = ? and e.event_date = i.event_date and e.h = i.h and not exists (select 1 from _ix_still s "
-                    "where s.event_date = e.event_date and s.v = e.v))", [table, col, table, col]).fetchone()[0]
+                con.execute("insert into _ix_drop select distinct e.tbl, e.col, e.event_date, e.h from _ix_erased e "
+                            "where e.tbl = ? and e.col = ? and e.h is not null and not exists (select 1 from _ix_still s "
+                            "where s.event_date = e.event_date and s.v = e.v)", [table, col])
             con.execute(f"insert into {COVERAGE} select ?, ?, c.event_date, c.n, ? from _ix_counts c where c.event_date in "
                         "(select event_date from _ix_erased where tbl = ? and col = ? group by 1 having bool_and(n is not null)) "
                         f"and not exists (select 1 from {COVERAGE} v where v.tbl = ? and v.col = ? and v.event_date = c.event_date)",
                         [table, col, VERSION, table, col, table, col])
-    con.execute("drop table if exists _ix_erased; drop table if exists _ix_still; drop table if exists _ix_counts")
+    # one pass over the index for every column (a delete per column scanned it 12 times: 2 s per erasure)
+    dropped = con.execute(f"delete from {INDEX} i using _ix_drop d where i.tbl = d.tbl and i.col = d.col "
+                          "and i.event_date = d.event_date and i.h = d.h").fetchone()[0]
+    con.execute("drop table if exists _ix_erased; drop table if exists _ix_still; drop table if exists _ix_counts; "
+                "drop table if exists _ix_drop")
     return int(dropped)
 
 
