@@ -132,14 +132,18 @@ def begin(con: duckdb.DuckDBPyConnection, claim: str | None = None) -> None:
         con.execute(f"update {CLAIMS} set claims = claims + 1 where name = ?", [claim])
 
 
-def vacuum(con: duckdb.DuckDBPyConnection) -> None:
+def vacuum(con: duckdb.DuckDBPyConnection) -> bool:
     """Merge partly filled row groups and reclaim deleted rows (a checkpoint with DuckDB's vacuum on), on the
-    DuckDB file; DuckLake has its own maintenance."""
+    DuckDB file; DuckLake has its own maintenance. False when another transaction of this process kept the
+    checkpoint from running: the merge is housekeeping, the next day's job does it."""
     if is_lake_session(con):
-        return
+        return False
     con.execute("SET max_vacuum_tasks = 100")
     try:
         con.execute("CHECKPOINT")
+        return True
+    except duckdb.TransactionException:
+        return False
     finally:
         con.execute("SET max_vacuum_tasks = 0")
 
