@@ -25,7 +25,7 @@ from datetime import date
 
 import duckdb
 
-from .warehouse import begin, is_lake_session, table_exists
+from .warehouse import begin, is_lake_session, table_exists, temp_table_exists
 
 INDEX = "raw.identifier_index"
 COVERAGE = "raw.identifier_index_days"
@@ -83,7 +83,7 @@ def forget(con: duckdb.DuckDBPyConnection) -> int:
     Exact, and a filtered scan per column of the erased users' days: re-hashing those days cost 4-5 s per
     erasure at 10M events.
     Returns the hashes dropped."""
-    if not con.execute("select count(*) from duckdb_tables() where temporary and table_name = '_ix_erased'").fetchone()[0]:
+    if not temp_table_exists(con, "_ix_erased"):
         return 0
     con.execute("create or replace temp table _ix_drop (tbl varchar, col varchar, event_date date, h ubigint)")
     for table, in con.execute("select distinct tbl from _ix_erased order by 1").fetchall():
@@ -162,14 +162,15 @@ def sync(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] | N
             for col in columns[table]:
                 days = sorted(forced if lake else forced | set(_stale(con, table, col, counts)))
                 # coverage of days gone from the table (purged, or every row erased), or of another version
-                gone = con.execute(f"select count(*) from {COVERAGE} where tbl = ? and col = ? and (version <> ? or "
-                                   f"event_date not in (select event_date from {counts}))", [table, col, VERSION]).fetchone()[0]
-                if not (days or gone):
+                stale_coverage = con.execute(
+                    f"select count(*) from {COVERAGE} where tbl = ? and col = ? and (version <> ? or "
+                    f"event_date not in (select event_date from {counts}))", [table, col, VERSION]).fetchone()[0]
+                if not (days or stale_coverage):
                     continue
                 con.execute("create or replace temp table _ix_days as select unnest(?::date[]) as event_date", [days])
-                gone = f"event_date in (select event_date from _ix_days) or event_date not in (select event_date from {counts})"
-                con.execute(f"delete from {INDEX} where tbl = ? and col = ? and ({gone})", [table, col])
-                con.execute(f"delete from {COVERAGE} where tbl = ? and col = ? and ({gone} or version <> ?)",
+                replaced = f"event_date in (select event_date from _ix_days) or event_date not in (select event_date from {counts})"
+                con.execute(f"delete from {INDEX} where tbl = ? and col = ? and ({replaced})", [table, col])
+                con.execute(f"delete from {COVERAGE} where tbl = ? and col = ? and ({replaced} or version <> ?)",
                             [table, col, VERSION])
                 if days:
                     # one column at a time: a distinct per column is 3.7x faster than one over an unpivot of them

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from . import identifiers
-from .warehouse import table_exists
+from .warehouse import table_exists, temp_table_exists
 
 PUBLISHED_SCHEMAS = ("masked", "governance", "consent", "reports")
 RAW_ID_COLUMNS = {
@@ -66,7 +66,7 @@ def raw_identifier_values(con: duckdb.DuckDBPyConnection, columns: dict[str, tup
                           min_length: int = 4) -> None:
     """Temp table _raw_id_values(v): the values themselves, for the exact count of the hits found by hash. A
     pass over the whole raw zone: only when a hash matched."""
-    if con.execute("select count(*) from duckdb_tables() where temporary and table_name = '_raw_id_values'").fetchone()[0]:
+    if temp_table_exists(con, "_raw_id_values"):
         return
     parts = []
     for table, cols in columns.items():

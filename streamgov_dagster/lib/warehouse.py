@@ -134,10 +134,10 @@ def begin(con: duckdb.DuckDBPyConnection, claim: str | None = None) -> None:
 
 def vacuum(con: duckdb.DuckDBPyConnection) -> bool:
     """Merge partly filled row groups and reclaim deleted rows (a checkpoint with DuckDB's vacuum on), on the
-    DuckDB file; DuckLake has its own maintenance. False when another transaction of this process kept the
-    checkpoint from running: the merge is housekeeping, the next day's job does it."""
+    DuckDB file; DuckLake has its own maintenance (nothing to do: True). False when another transaction of
+    this process kept the checkpoint from running: the merge is housekeeping, the next day's job does it."""
     if is_lake_session(con):
-        return False
+        return True
     con.execute("SET max_vacuum_tasks = 100")
     try:
         con.execute("CHECKPOINT")
@@ -154,6 +154,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+def temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
+                            [name]).fetchone()[0])
 
 
 def row_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:

@@ -38,7 +38,7 @@ def purge_expired_data(context: dg.OpExecutionContext, duckdb: DuckDBResource, g
         # the purged days leave the identifier index too
         identifiers.sync(con)
         # the daily merge of partly filled row groups (the pipeline's checkpoints skip it: see prepare())
-        if not vacuum(con) and not target_of(duckdb).is_lake:
+        if not vacuum(con):
             context.log.warning("row groups not merged: another transaction held the checkpoint (next run)")
         retention.build_report(con, governance.policy().retention, today)
         # On DuckLake the deleted rows stay readable in older snapshots (time travel) and their Parquet
