@@ -102,10 +102,12 @@ def _run_timing(home: Path) -> dict:
 def _baseline(landing: Path, work: Path) -> float:
     """The same kind of work in plain DuckDB SQL, without line accounting, validation or orchestration."""
     from streamgov_dagster.lib.pseudonym import register_udfs
+    from streamgov_dagster.lib.warehouse import STORAGE_CONFIG
 
     path = work / "baseline.duckdb"
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    # the warehouse's storage format, so the baseline writes as cheaply as the pipeline does
+    con = duckdb.connect(str(path), config=dict(STORAGE_CONFIG))
     con.execute("SET TimeZone = 'UTC'")
     register_udfs(con, "bench-key")
     t0 = time.time()

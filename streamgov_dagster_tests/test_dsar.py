@@ -258,7 +258,12 @@ def test_compaction_refuses_a_file_in_use(tmp_path: Path) -> None:
     holder.close()
     assert dsar.compact(db) is None
     assert dsar.file_hits(db, {"secret-token-xyz"}) == 0
-    assert duckdb.connect(str(db), read_only=True).execute("select count(*) from t").fetchone()[0] == 0
+    check = duckdb.connect(str(db), read_only=True)
+    assert check.execute("select count(*) from t").fetchone()[0] == 0
+    # the rewritten file is in the warehouse's storage format, whatever format the old one had
+    tags = check.execute("select tags from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    assert tags["storage_version"].startswith("v1.5.0"), tags
+    check.close()
 
 
 def test_deadline_sensor_alerts_once(tmp_path: Path) -> None:

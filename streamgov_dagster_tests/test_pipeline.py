@@ -67,6 +67,9 @@ def test_pipeline_quarantine_masking_and_rerun(env) -> None:
         assert "email" not in {c[0] for c in con.execute("describe masked.access_events").fetchall()}
         keys = {r[0] for r in con.execute("select distinct pseudonym_key_id from masked.access_events").fetchall()}
         assert keys == {"test-2026"}
+        # a new warehouse file is written in DuckDB 1.5's storage format (warehouse.STORAGE_CONFIG)
+        tags = con.execute("select tags from duckdb_databases() where database_name = current_database()").fetchone()[0]
+        assert tags["storage_version"].startswith("v1.5.0"), tags
     finally:
         con.close()
     for path in env["reports"].iterdir():

@@ -14,7 +14,7 @@ from streamgov_dagster.lib import alerts
 from streamgov_dagster.lib.policy import Policy, load_policy
 from streamgov_dagster.lib.pseudonym import register_udfs, unregister_udfs
 from streamgov_dagster.lib.settings import DEFAULTS, DEMO_KEY_ID, DEMO_PSEUDONYM_KEY, default_consent_url
-from streamgov_dagster.lib.warehouse import Target, connect, is_write_conflict, prepare, scrub
+from streamgov_dagster.lib.warehouse import STORAGE_CONFIG, Target, connect, is_write_conflict, prepare, scrub
 
 # A step whose DuckLake commit lost to a concurrent writer of the same table runs again (the assets are
 # idempotent: delete-then-insert of their partitions, or create-or-replace), after a short pause.
@@ -161,6 +161,7 @@ def resources() -> dg.Definitions:
                 backend=_env("STREAMGOV_WAREHOUSE", DEFAULTS["STREAMGOV_WAREHOUSE"]),
                 ducklake_catalog=_env("STREAMGOV_DUCKLAKE_CATALOG"),
                 ducklake_data_path=_env("STREAMGOV_DUCKLAKE_DATA_PATH"),
+                connection_config=dict(STORAGE_CONFIG),
             ),
             "governance": GovernanceConfig(
                 landing_dir=_env("STREAMGOV_LANDING_DIR", DEFAULTS["STREAMGOV_LANDING_DIR"]),

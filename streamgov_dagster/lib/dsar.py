@@ -539,13 +539,13 @@ def mark_verified(con: duckdb.DuckDBPyConnection, verified: bool, pending: list[
 
 COMPACT_SCRIPT = """
 import sys, duckdb
-src, dst, memory_limit = sys.argv[1], sys.argv[2], sys.argv[3]
+src, dst, memory_limit, storage = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 con = duckdb.connect()
 # DuckDB's default is 80% of the machine's memory: the copy stays under the warehouse's cap instead
 con.execute("SET memory_limit = ?", [memory_limit])
 con.execute(f"attach '{src}' as src")  # read-write: fails unless no other process holds the file
 con.execute("checkpoint src")
-con.execute(f"attach '{dst}' as dst")
+con.execute(f"attach '{dst}' as dst (storage_version '{storage}')")  # the warehouse's format (STORAGE_CONFIG)
 con.execute("copy from database src to dst")
 con.execute("detach dst")
 con.execute("detach src")
@@ -564,10 +564,11 @@ def compact(db_path: Path) -> str | None:
 
     tmp = db_path.with_name(db_path.name + ".compact")
     tmp.unlink(missing_ok=True)
-    from .warehouse import DEFAULT_MEMORY_LIMIT
+    from .warehouse import DEFAULT_MEMORY_LIMIT, STORAGE_CONFIG
 
     limit = os.environ.get("STREAMGOV_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-    done = subprocess.run([sys.executable, "-c", COMPACT_SCRIPT, str(db_path), str(tmp), limit],
+    done = subprocess.run([sys.executable, "-c", COMPACT_SCRIPT, str(db_path), str(tmp), limit,
+                           STORAGE_CONFIG["storage_compatibility_version"]],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tmp.unlink(missing_ok=True)
