@@ -25,6 +25,15 @@ def test_patterns() -> None:
     assert scan_text(f"id {CANARY_USER}.", {CANARY_USER}) == {"raw_identifier": 1}
 
 
+def test_ip_networks(con) -> None:
+    """IPv4 to /24 (in SQL), IPv6 to /48 (Python's ipaddress), IPv4-mapped IPv6 as IPv4; not an address: null."""
+    cases = {"203.0.113.77": "203.0.113.0/24", "2001:db8:42:1::5": "2001:db8:42::/48", " 2001:DB8::1 ": "2001:db8::/48",
+             "::ffff:198.51.100.9": "198.51.100.0/24", "2804:d41:1aad:4129:cb72:7979:1769:8844": "2804:d41:1aad::/48",
+             "::1": "::/48", "not-an-ip": None}
+    got = dict(con.execute("select v, sg_ip_network(v) from unnest(?) t(v)", [list(cases)]).fetchall())
+    assert got == cases
+
+
 def test_canary_stops_the_run_before_reports_and_never_reaches_dagster(env, capfd) -> None:
     # content_id and ticket_id are released as they are (masking policy: keep): canaries planted there
     ev = [access("e1", "2026-10-29T10:00:00Z", user_id=CANARY_USER, content_id=CANARY_EMAIL)]
