@@ -209,3 +209,20 @@ def test_policy_without_path_patterns_gives_the_default_action(tmp_path, con) ->
     root = _landing(tmp_path, "weblogs", {"a.log": line})
     formats.load(con, "weblogs", root, policy, BOUNDS[0], BOUNDS[1], BOUNDS)
     assert con.execute("select action from raw.access_events").fetchall() == [(policy.formats["default_action"],)]
+
+
+def test_landing_day_span_in_utc_past_unreadable_files(tmp_path, con) -> None:
+    """The day span `streamgov run` processes: UTC days of every readable line, whatever else is there (a
+    corrupt gzip file, a file of no JSON at all, lines without a usable ts)."""
+    root = _landing(tmp_path, "access", {
+        "a.jsonl": b'{"event_id": "e1", "ts": "2026-10-28T23:30:00-03:00"}\n{"event_id": "e2", "ts": "2026-10-30T10:00:00Z"}\n',
+        "b.jsonl.gz": b"\x1f\x8b\x08 not really gzip",
+        "c.jsonl": b"not json at all\n{broken\n",
+        "d.jsonl": b'{"event_id": "e3", "ts": "2026-11-02T01:00:00+02:00"}\n{"event_id": "e4", "ts": 17}\nnope\n',
+    })
+    (root / "audit").mkdir()
+    (root / "audit" / "x.jsonl").write_bytes(b'{"audit_id": "a1", "ts": "2026-10-27T12:00:00Z"}\n')
+    # 2026-10-28 23:30 -03:00 is 10-29 UTC; 11-02 01:00 +02:00 is 11-01 UTC; the audit trail starts on 10-27
+    assert formats.landing_day_span(con, root) == (date(2026, 10, 27), date(2026, 11, 1))
+    (root / "audit" / "x.jsonl").unlink()
+    assert formats.landing_day_span(con, root) == (date(2026, 10, 29), date(2026, 11, 1))
