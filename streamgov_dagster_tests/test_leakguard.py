@@ -25,6 +25,21 @@ def test_patterns() -> None:
     assert scan_text(f"id {CANARY_USER}.", {CANARY_USER}) == {"raw_identifier": 1}
 
 
+def test_the_prefilter_keeps_every_value_a_pattern_matches(con) -> None:
+    from streamgov_dagster.lib.leakguard import CARD_CANDIDATE, PATTERNS, _prefilter
+
+    samples = [CANARY_EMAIL, CANARY_PHONE, CANARY_CARD, f"x{CANARY_CARD}y", "203.0.113.77", "2001:db8::1", "fe80::1",
+               "call +1 415 555 0100", "abc", "ev_8b35a52e74ad", "1234567890123", "62121bb583834890b92337dbb6997291"]
+    for kinds in (list(PATTERNS), ["email", "phone"]):
+        rows = con.execute(
+            "select v, regexp_matches(v, ?) as kept, regexp_matches(v, ?) as card, "
+            + ", ".join("regexp_matches(v, ?)" for _ in kinds) + " from unnest(?) t(v)",
+            [_prefilter(kinds), CARD_CANDIDATE] + [PATTERNS[k] for k in kinds] + [samples]).fetchall()
+        assert any(any(r[2:]) for r in rows)
+        for v, kept, *matches in rows:
+            assert kept or not any(matches), v
+
+
 def test_ip_networks(con) -> None:
     """IPv4 to /24 (in SQL), IPv6 to /48 (Python's ipaddress), IPv4-mapped IPv6 as IPv4; not an address: null."""
     cases = {"203.0.113.77": "203.0.113.0/24", "2001:db8:42:1::5": "2001:db8:42::/48", " 2001:DB8::1 ": "2001:db8::/48",

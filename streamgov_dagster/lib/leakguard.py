@@ -87,23 +87,34 @@ def drop_raw_identifiers(con: duckdb.DuckDBPyConnection) -> None:
 _NEEDS = {"email": "@", "ipv4": ".", "ipv6": ":", "phone": "+"}
 
 
+def _prefilter(kinds: list[str]) -> str:
+    """A regular expression every value that one of the patterns `kinds` or CARD_CANDIDATE matches also matches."""
+    chars = "".join(re.escape(_NEEDS[k]) for k in kinds)
+    return (f"[{chars}]|" if chars else "") + "[0-9]{13}"
+
+
 def _scan_values(con: duckdb.DuckDBPyConnection, values_sql: str, kinds: list[str]) -> dict[str, int]:
     """Hits per kind among the distinct non-null values of `values_sql` (a query with one column v):
     raw identifiers, the patterns in `kinds` and card numbers, in one pass over the values."""
     con.execute(f"create or replace temp table _vals as select distinct v from ({values_sql}) where v is not null")
+    raw_hits = con.execute("select count(*) from _vals where hash(v) in (select h from _raw_ids)").fetchone()[0]
+    # Every pattern needs its character (_NEEDS) and a card number 13 digits in a row: one scan keeps the values
+    # that have either, and the patterns run on those alone (10M event ids: 2.85 -> 0.7 s with the hash probe).
+    con.execute("create or replace temp table _pvals as select v from _vals where regexp_matches(v, ?)",
+                [_prefilter(kinds)])
     counts = ", ".join(f"count(*) filter (where contains(v, '{_NEEDS[k]}') and regexp_matches(v, ?))" for k in kinds)
-    row = con.execute(f"select (select count(*) from _vals where hash(v) in (select h from _raw_ids)), "
-                      f"count(*) filter (where regexp_matches(v, ?) and not regexp_matches(v, ?)){', ' + counts if kinds else ''} "
-                      "from _vals", [CARD_CANDIDATE, HEXISH] + [PATTERNS[k] for k in kinds]).fetchone()
+    row = con.execute(f"select count(*) filter (where regexp_matches(v, ?) and not regexp_matches(v, ?))"
+                      f"{', ' + counts if kinds else ''} from _pvals",
+                      [CARD_CANDIDATE, HEXISH] + [PATTERNS[k] for k in kinds]).fetchone()
     exact = 0
-    if row[0]:  # confirmed on the values: a hash collision is no leak
+    if raw_hits:  # confirmed on the values: a hash collision is no leak
         raw_identifier_values(con)
         exact = con.execute("select count(*) from _vals semi join _raw_id_values using (v)").fetchone()[0]
     hits = {"raw_identifier": int(exact)}
-    hits.update({k: int(n) for k, n in zip(kinds, row[2:])})
-    if row[1]:
+    hits.update({k: int(n) for k, n in zip(kinds, row[1:])})
+    if row[0]:
         candidates = con.execute(
-            "select distinct unnest(regexp_extract_all(v, '[0-9]{13,19}')) from _vals "
+            "select distinct unnest(regexp_extract_all(v, '[0-9]{13,19}')) from _pvals "
             "where regexp_matches(v, ?) and not regexp_matches(v, ?)", [CARD_CANDIDATE, HEXISH]).fetchall()
         hits["card_number"] = sum(1 for (digits,) in candidates if luhn(digits))
     return {k: n for k, n in hits.items() if n}
@@ -153,7 +164,7 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
         for table in tables:
             for kind, n in _scan_values(con, values(table, column, is_list), kinds).items():
                 hits[f"{table}.{column}:{kind}"] = n
-    con.execute("drop table if exists _vals")
+    con.execute("drop table if exists _vals; drop table if exists _pvals")
     drop_raw_identifiers(con)
     return hits
 
