@@ -44,6 +44,11 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
                                       (date(2026, 10, 29), date(2026, 10, 29)))["country"] == 1
     assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"],
                                       (date(2026, 10, 30), date(2026, 10, 30)))["country"] == 0
+    # a raw id in a pseudonym column is found too, and counted by row
+    con.execute("update masked.access_events set session_pseudonym = 'u-two' where event_id = 'b1'")
+    leaks = masking.leaked_identifiers(con, policy, "masked.access_events", ["country", "session_pseudonym"])
+    assert leaks == {"country": 1, "session_pseudonym": 1}
+    con.execute("update masked.access_events set session_pseudonym = null where event_id = 'b1'")
     # the masked formats (pseudonyms, networks, purposes) are checked in one scan each, failing values counted
     con.execute("update masked.access_events set user_pseudonym = 'not-a-pseudonym', client_network = '10.1.2.3', "
                 "purpose = 'resale' where event_id = 'b1'")
