@@ -94,8 +94,9 @@ def _prefilter(kinds: list[str]) -> str:
 
 
 def _scan_values(con: duckdb.DuckDBPyConnection, values_sql: str, kinds: list[str]) -> dict[str, int]:
-    """Hits per kind among the distinct non-null values of `values_sql` (a query with one column v):
-    raw identifiers, the patterns in `kinds` and card numbers, in one pass over the values."""
+    """Hits per kind among the distinct non-null values of `values_sql` (a query with one column v): raw
+    identifiers (a hash probe of every value), then the patterns in `kinds` and card numbers (on the values
+    _prefilter keeps)."""
     con.execute(f"create or replace temp table _vals as select distinct v from ({values_sql}) where v is not null")
     raw_hits = con.execute("select count(*) from _vals where hash(v) in (select h from _raw_ids)").fetchone()[0]
     # Every pattern needs its character (_NEEDS) and a card number 13 digits in a row: one scan keeps the values
