@@ -47,6 +47,8 @@ def _day_span(settings: Settings) -> tuple[date, date]:
     lo, hi = partition_bounds()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # a scan of every landing file: no progress bar in the terminal (nor its cost), as in the warehouse sessions
+    con.execute("SET enable_progress_bar = false")
     span = landing_day_span(con, settings.landing_dir)
     con.close()
     if span is None:
