@@ -203,13 +203,16 @@ def _format_throughput(cache: Path, lines: int) -> dict[str, float]:
     from streamgov_dagster.lib import formats
     from streamgov_dagster.lib.policy import load_policy
     from streamgov_dagster.lib.pseudonym import register_udfs
-    from streamgov_dagster.lib.warehouse import prepare
+    from streamgov_dagster.lib.warehouse import STORAGE_CONFIG, prepare
 
     out = {}
     for kind, source in (("cloudfront", "cdn"), ("combined", "weblogs")):
         landing = cache / f"formats-{kind}-{lines}"
         _synthetic_logs(landing / source, kind, lines, seed=3)
-        con = prepare(duckdb.connect(str(cache / f"formats-{kind}.duckdb")))
+        # a new file in the warehouse's storage format, as the pipeline's and the baseline's are
+        db = cache / f"formats-{kind}.duckdb"
+        db.unlink(missing_ok=True)
+        con = prepare(duckdb.connect(str(db), config=dict(STORAGE_CONFIG)))
         register_udfs(con, BENCH_KEY)
         timings: dict[str, float] = {}
         t0 = time.time()
@@ -217,7 +220,7 @@ def _format_throughput(cache: Path, lines: int) -> dict[str, float]:
                              (date(2000, 1, 1), date(2030, 1, 1)), timings)
         elapsed = time.time() - t0
         con.close()
-        (cache / f"formats-{kind}.duckdb").unlink(missing_ok=True)
+        db.unlink(missing_ok=True)
         out[kind] = stats["lines_read"] / elapsed
         # parsing = gunzip, split, type and validate every line inside DuckDB; publishing = the quarantine,
         # the ledger and writing the rows into the warehouse file
