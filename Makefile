@@ -9,6 +9,7 @@ LANDING := $(or $(STREAMGOV_LANDING_DIR),data/landing)
 .PHONY: install run test ui bench bench-history demo-data clean
 EVENTS ?= 10000000
 FORMAT_LINES ?= 2000000
+TEST_WORKERS ?= auto
 
 $(BIN)/streamgov: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +29,10 @@ demo-data: install
 run: install $(DAGSTER_HOME)/dagster.yaml demo-data
 	$(BIN)/streamgov run
 
+# The tests are independent (each has its own tmp_path warehouse, Dagster instance and PostgreSQL
+# database) and mostly single-threaded Python: one worker per core (TEST_WORKERS=0 runs them serially).
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

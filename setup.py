@@ -30,6 +30,6 @@ setup(
     include_package_data=True,
     python_requires=">=3.11,<3.13",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"dev": ["pytest>=8,<10"]},
+    extras_require={"dev": ["pytest>=8,<10", "pytest-xdist>=3.8,<4"]},
     entry_points={"console_scripts": ["streamgov=streamgov_dagster.cli:main"]},
 )
