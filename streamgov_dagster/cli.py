@@ -45,15 +45,40 @@ def _day_span(settings: Settings) -> tuple[date, date]:
     from streamgov_dagster.lib.formats import landing_day_span
 
     lo, hi = partition_bounds()
+    known = _ledger_spans(settings)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     # a scan of every landing file: no progress bar in the terminal (nor its cost), as in the warehouse sessions
     con.execute("SET enable_progress_bar = false")
-    span = landing_day_span(con, settings.landing_dir)
+    span = landing_day_span(con, settings.landing_dir, known)
     con.close()
     if span is None:
         return hi, hi
     return max(span[0], lo), min(max(span[1], lo), hi)
+
+
+def _ledger_spans(settings: Settings) -> dict[str, dict]:
+    """The event days of the JSON-lines files the warehouse's ledger has read (ingest.ledger_spans), so
+    that unchanged files are not scanned again before a run; empty when there is no warehouse yet or it
+    cannot be opened read-only now (another process writing the file): then every file is scanned."""
+    import duckdb
+
+    from streamgov_dagster.lib import ingest
+    from streamgov_dagster.lib.warehouse import connect
+
+    target = _target(settings)
+    if not target.is_lake and not settings.duckdb_path.exists():
+        return {}
+    try:
+        con = connect(target, read_only=True)
+    except (duckdb.Error, ValueError, RuntimeError):
+        return {}
+    try:
+        return {source: ingest.ledger_spans(con, source) for source in ("access", "audit")}
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()  # the run opens the warehouse for writing in this process
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -102,3 +102,39 @@ def test_a_warehouse_from_before_the_id_hash_gets_it_filled_in(con) -> None:
     con.execute("insert into raw.access_events (event_id, event_date) values ('ev-old-1', date '2026-10-01')")
     ensure_tables(con, ACCESS)
     assert con.execute(f"select {ID_HASH} = hash(event_id) from raw.access_events").fetchall() == [(True,)]
+
+
+def test_day_span_reads_unchanged_files_from_the_ledger(con, tmp_path) -> None:
+    """`streamgov run` finds the days to process without re-reading the files the ledger holds unchanged: their
+    days are the ones a scan finds; a changed or new file is scanned again."""
+    from streamgov_dagster.lib import formats
+
+    root = tmp_path / "landing"
+    for d in ("2026-10-29", "2026-10-30"):
+        _write(root, f"access-{d}.jsonl", _day(d, 3, f"e{d[-2:]}-"))
+    # events crossing midnight, a ts without offset (quarantined, but it has a day), and one that is no time
+    _write(root, "late.jsonl", [json.dumps(access("l1", "2026-10-31T23:30:00-03:00")),
+                                json.dumps(access("l2", "2026-10-27T10:00:00")), json.dumps(access("l3", "17:00"))])
+    scanned = formats.landing_day_span(con, root)
+    assert scanned == (date(2026, 10, 27), date(2026, 11, 1))
+    _load(con, root, "2026-10-27", "2026-11-01")
+    known = {"access": ingest.ledger_spans(con, "access"), "audit": ingest.ledger_spans(con, "audit")}
+    assert sorted(known["access"]) == ["access/access-2026-10-29.jsonl", "access/access-2026-10-30.jsonl",
+                                       "access/late.jsonl"]
+    assert known["access"]["access/late.jsonl"][2:] == (date(2026, 10, 27), date(2026, 11, 1))
+    assert formats.landing_day_span(con, root, known) == scanned
+
+    # unchanged files are not read again: a span the ledger alone holds is taken as is
+    stale = dict(known["access"])
+    size, mtime, _, _ = stale["access/late.jsonl"]
+    stale["access/late.jsonl"] = (size, mtime, date(2026, 10, 20), date(2026, 10, 21))
+    assert formats.landing_day_span(con, root, {"access": stale}) == (date(2026, 10, 20), date(2026, 10, 30))
+    # a changed file (other size or modification time) is scanned again, and so is a new one
+    path = root / "access" / "late.jsonl"
+    path.write_text(path.read_text() + json.dumps(access("l4", "2026-11-03T10:00:00Z")) + "\n")
+    assert formats.landing_day_span(con, root, {"access": stale}) == (date(2026, 10, 27), date(2026, 11, 3))
+    _write(root, "early.jsonl", [json.dumps(access("x1", "2026-10-25T10:00:00Z"))])
+    assert formats.landing_day_span(con, root, known)[0] == date(2026, 10, 25)
+    os.utime(root / "access" / "access-2026-10-29.jsonl", ns=(1, 1))
+    assert "access/access-2026-10-29.jsonl" in known["access"]  # its mtime no longer matches: scanned, same days
+    assert formats.landing_day_span(con, root, known) == (date(2026, 10, 25), date(2026, 11, 3))

@@ -438,11 +438,18 @@ def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Pol
     return stats
 
 
-def landing_day_span(con: duckdb.DuckDBPyConnection, landing: Path) -> tuple[date, date] | None:
-    """Earliest and latest UTC event day over every event source of the landing zone."""
+def landing_day_span(con: duckdb.DuckDBPyConnection, landing: Path,
+                     known: dict[str, dict[str, tuple[int, int, date | None, date | None]]] | None = None,
+                     ) -> tuple[date, date] | None:
+    """Earliest and latest UTC event day over every event source of the landing zone. `known`: the ledger's
+    spans of the JSON-lines sources' files (source -> ingest.ledger_spans), which are then not scanned
+    again while unchanged."""
+    known = known or {}
     spans = [
-        ingest.event_day_span(con, ingest.list_files(landing / "access", ingest.JSON_PATTERNS)),
-        ingest.event_day_span(con, ingest.list_files(landing / "audit", ingest.JSON_PATTERNS)),
+        ingest.event_day_span(con, ingest.list_files(landing / "access", ingest.JSON_PATTERNS),
+                              known=known.get("access"), root=landing),
+        ingest.event_day_span(con, ingest.list_files(landing / "audit", ingest.JSON_PATTERNS),
+                              known=known.get("audit"), root=landing),
         ingest.event_day_span(con, ingest.list_files(landing / "cdn", CDN_PATTERNS), "cdn"),
         ingest.event_day_span(con, ingest.list_files(landing / "weblogs", WEBLOG_PATTERNS), "weblogs"),
     ]

@@ -16,7 +16,7 @@ import duckdb
 
 from . import identifiers
 from .pseudonym import IPV4
-from .warehouse import begin
+from .warehouse import begin, table_exists
 
 ACCESS_ACTIONS = ("login", "logout", "play", "stop", "browse", "search", "download", "profile_view",
                   "profile_update", "api")
@@ -736,11 +736,43 @@ def _json_day_spans(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[s
     return {name: (lo, hi) for name, lo, hi in rows if lo is not None}
 
 
-def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str = "json") -> tuple[date, date] | None:
+def ledger_spans(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, tuple[int, int, date | None, date | None]]:
+    """Per file of a JSON-lines source that the ledger holds as read whole by this parser version, without a
+    file error: (size, modification time in ns, first day, last day of its events). The days are those of
+    every line whose `ts` parsed (quarantined lines included), as a scan of the file finds them; an erased
+    subject's events are left out of them (they are never loaded again)."""
+    if not (table_exists(con, "raw", "ingest_files") and table_exists(con, "raw", "ingest_ledger")):
+        return {}
+    rows = con.execute(
+        "select f.file, f.file_size, f.file_mtime_ns, f.first_day, f.last_day from raw.ingest_files f "
+        "left join raw.ingest_ledger l on l.source = f.source and l.file = f.file "
+        "where f.source = ? and f.parser_version = ? and l.file_error is null and f.file_size is not null "
+        "and f.file_mtime_ns is not null", [source, PARSER_VERSION]).fetchall()
+    return {r[0]: (int(r[1]), int(r[2]), r[3], r[4]) for r in rows}
+
+
+def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str = "json",
+                   known: dict[str, tuple[int, int, date | None, date | None]] | None = None,
+                   root: Path | None = None) -> tuple[date, date] | None:
     """Earliest and latest UTC event day among the parseable lines of the files (unreadable files and
-    lines are skipped here; the load quarantines them)."""
+    lines are skipped here; the load quarantines them).
+
+    `known` (ledger_spans, with the landing zone `root` its names are relative to): a file whose size and
+    modification time are those the ledger read is not scanned again; its days come from the ledger. A
+    daily run would otherwise re-read the whole landing zone before it starts (2.6 s per 10M events)."""
     lo: date | None = None
     hi: date | None = None
+    if known and root is not None:
+        scan = []
+        for path in files:
+            info = _stat(path, root)
+            row = known.get(info.rel)
+            if row is None or (info.size, info.mtime_ns) != row[:2]:
+                scan.append(path)
+            elif row[2] is not None:
+                lo = row[2] if lo is None else min(lo, row[2])
+                hi = row[3] if hi is None else max(hi, row[3])
+        files = scan
     spans = _json_day_spans(con, files) if kind == "json" else {}
     for path in files:
         row = spans.get(str(path))
