@@ -45,7 +45,7 @@ def _day_span(settings: Settings) -> tuple[date, date]:
     from streamgov_dagster.lib.formats import landing_day_span
 
     lo, hi = partition_bounds()
-    known = _ledger_spans(settings)
+    known = _ledger_files(settings)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     # a scan of every landing file: no progress bar in the terminal (nor its cost), as in the warehouse sessions
@@ -57,24 +57,19 @@ def _day_span(settings: Settings) -> tuple[date, date]:
     return max(span[0], lo), min(max(span[1], lo), hi)
 
 
-def _ledger_spans(settings: Settings) -> dict[str, dict]:
-    """The event days of the JSON-lines files the warehouse's ledger has read (ingest.ledger_spans), so
-    that unchanged files are not scanned again before a run; empty when there is no warehouse yet or it
-    cannot be opened read-only now (another process writing the file): then every file is scanned."""
+def _ledger_files(settings: Settings) -> dict[str, dict]:
+    """The ledger's records of the JSON-lines files the warehouse has read (ingest.ledger_files), so that
+    unchanged files are not scanned again before a run; empty when there is no warehouse yet or it cannot
+    be opened read-only now (another process writing the file): then every file is scanned."""
     import duckdb
 
     from streamgov_dagster.lib import ingest
-    from streamgov_dagster.lib.warehouse import connect
 
-    target = _target(settings)
-    if not target.is_lake and not settings.duckdb_path.exists():
+    con = _read_only_warehouse(settings, report=False)
+    if con is None:
         return {}
     try:
-        con = connect(target, read_only=True)
-    except (duckdb.Error, ValueError, RuntimeError):
-        return {}
-    try:
-        return {source: ingest.ledger_spans(con, source) for source in ("access", "audit")}
+        return {source: ingest.ledger_files(con, source) for source in ("access", "audit")}
     except duckdb.Error:
         return {}
     finally:
@@ -176,22 +171,24 @@ def _print_summary(settings: Settings) -> None:
         print(f"  {exports}/ ({answered} access-request export(s); `streamgov dsar status` lists every request)")
 
 
-def _read_only_warehouse():
-    """A read-only connection to the configured warehouse, or None (with a message) when it is absent
-    or cannot be reached (the message never shows the DuckLake catalog's connection string)."""
+def _read_only_warehouse(settings: Settings | None = None, report: bool = True):
+    """A read-only connection to the configured warehouse, or None when it is absent or cannot be reached,
+    with a message when `report` (the message never shows the DuckLake catalog's connection string)."""
     import duckdb
 
     from streamgov_dagster.lib.warehouse import connect
 
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     target = _target(settings)
     if not target.is_lake and not settings.duckdb_path.exists():
-        print(f"error: warehouse {settings.duckdb_path} does not exist; run `streamgov run` first", file=sys.stderr)
+        if report:
+            print(f"error: warehouse {settings.duckdb_path} does not exist; run `streamgov run` first", file=sys.stderr)
         return None
     try:
         return connect(target, read_only=True)
     except (duckdb.Error, ValueError, RuntimeError) as exc:
-        print(f"error: {target.describe()}: {exc}", file=sys.stderr)
+        if report:
+            print(f"error: {target.describe()}: {exc}", file=sys.stderr)
         return None
 
 

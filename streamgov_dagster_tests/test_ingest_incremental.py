@@ -3,6 +3,7 @@ load would give."""
 
 import json
 import os
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -118,16 +119,16 @@ def test_day_span_reads_unchanged_files_from_the_ledger(con, tmp_path) -> None:
     scanned = formats.landing_day_span(con, root)
     assert scanned == (date(2026, 10, 27), date(2026, 11, 1))
     _load(con, root, "2026-10-27", "2026-11-01")
-    known = {"access": ingest.ledger_spans(con, "access"), "audit": ingest.ledger_spans(con, "audit")}
+    known = {"access": ingest.ledger_files(con, "access"), "audit": ingest.ledger_files(con, "audit")}
     assert sorted(known["access"]) == ["access/access-2026-10-29.jsonl", "access/access-2026-10-30.jsonl",
                                        "access/late.jsonl"]
-    assert known["access"]["access/late.jsonl"][2:] == (date(2026, 10, 27), date(2026, 11, 1))
+    late = known["access"]["access/late.jsonl"]
+    assert (late.first_day, late.last_day) == (date(2026, 10, 27), date(2026, 11, 1))
     assert formats.landing_day_span(con, root, known) == scanned
 
     # unchanged files are not read again: a span the ledger alone holds is taken as is
     stale = dict(known["access"])
-    size, mtime, _, _ = stale["access/late.jsonl"]
-    stale["access/late.jsonl"] = (size, mtime, date(2026, 10, 20), date(2026, 10, 21))
+    stale["access/late.jsonl"] = replace(late, first_day=date(2026, 10, 20), last_day=date(2026, 10, 21))
     assert formats.landing_day_span(con, root, {"access": stale}) == (date(2026, 10, 20), date(2026, 10, 30))
     # a changed file (other size or modification time) is scanned again, and so is a new one
     path = root / "access" / "late.jsonl"

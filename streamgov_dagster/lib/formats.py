@@ -439,10 +439,9 @@ def load(con: duckdb.DuckDBPyConnection, source: str, landing: Path, policy: Pol
 
 
 def landing_day_span(con: duckdb.DuckDBPyConnection, landing: Path,
-                     known: dict[str, dict[str, tuple[int, int, date | None, date | None]]] | None = None,
-                     ) -> tuple[date, date] | None:
+                     known: dict[str, dict[str, ingest.LedgerFile]] | None = None) -> tuple[date, date] | None:
     """Earliest and latest UTC event day over every event source of the landing zone. `known`: the ledger's
-    spans of the JSON-lines sources' files (source -> ingest.ledger_spans), which are then not scanned
+    records of the JSON-lines sources' files (source -> ingest.ledger_files), which are then not scanned
     again while unchanged."""
     known = known or {}
     spans = [

@@ -471,23 +471,48 @@ def _stat(path: Path, root: Path) -> _FileInfo:
         return _FileInfo(path.relative_to(root).as_posix())
 
 
+@dataclass(frozen=True)
+class LedgerFile:
+    """What the ledger holds of a file it read: its size and modification time then, the first and last day
+    of its events (every line whose `ts` parsed, quarantined ones included), the parser version, and the
+    reason it could not be read (None when it could)."""
+    size: int | None
+    mtime_ns: int | None
+    first_day: date | None
+    last_day: date | None
+    parser_version: int | None
+    file_error: str | None
+
+    def unchanged(self, info: _FileInfo) -> bool:
+        """The file is as this parser read it whole: same size and modification time, no file error."""
+        return info.size is not None and (self.size, self.mtime_ns) == (info.size, info.mtime_ns) \
+            and self.parser_version == PARSER_VERSION and self.file_error is None
+
+
+def ledger_files(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, LedgerFile]:
+    """The ledger's record of each file of a source it has read, by name relative to the landing zone
+    (empty when the warehouse has no ledger yet)."""
+    if not (table_exists(con, "raw", "ingest_files") and table_exists(con, "raw", "ingest_ledger")):
+        return {}
+    return {r[0]: LedgerFile(*r[1:]) for r in con.execute(
+        "select f.file, f.file_size, f.file_mtime_ns, f.first_day, f.last_day, f.parser_version, l.file_error "
+        "from raw.ingest_files f left join raw.ingest_ledger l on l.source = f.source and l.file = f.file "
+        "where f.source = ?", [source]).fetchall()}
+
+
 def files_to_read(con: duckdb.DuckDBPyConnection, source: str, infos: list[_FileInfo], first_day: date,
                   last_day: date) -> list[_FileInfo]:
     """The files a load of days [first_day, last_day] must read: new or changed ones (size, modification
     time or parser version differ from the ledger), unreadable ones, and those holding any of the days.
     An unchanged file whose days all lie outside the range keeps its rows, quarantine and ledger row."""
     ensure_shared_tables(con)
-    known = {r[0]: r[1:] for r in con.execute(
-        "select f.file, f.file_size, f.file_mtime_ns, f.first_day, f.last_day, f.parser_version, l.file_error "
-        "from raw.ingest_files f left join raw.ingest_ledger l on l.source = f.source and l.file = f.file "
-        "where f.source = ?", [source]).fetchall()}
+    known = ledger_files(con, source)
     out = []
     for info in infos:
         row = known.get(info.rel)
-        if row is None or info.size is None or row[0] != info.size or row[1] != info.mtime_ns \
-                or row[4] != PARSER_VERSION or row[5] is not None:
+        if row is None or not row.unchanged(info):
             out.append(info)
-        elif row[2] is not None and row[2] <= last_day and row[3] >= first_day:
+        elif row.first_day is not None and row.first_day <= last_day and row.last_day >= first_day:
             out.append(info)
     return out
 
@@ -736,29 +761,13 @@ def _json_day_spans(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[s
     return {name: (lo, hi) for name, lo, hi in rows if lo is not None}
 
 
-def ledger_spans(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, tuple[int, int, date | None, date | None]]:
-    """Per file of a JSON-lines source that the ledger holds as read whole by this parser version, without a
-    file error: (size, modification time in ns, first day, last day of its events). The days are those of
-    every line whose `ts` parsed (quarantined lines included), as a scan of the file finds them; an erased
-    subject's events are left out of them (they are never loaded again)."""
-    if not (table_exists(con, "raw", "ingest_files") and table_exists(con, "raw", "ingest_ledger")):
-        return {}
-    rows = con.execute(
-        "select f.file, f.file_size, f.file_mtime_ns, f.first_day, f.last_day from raw.ingest_files f "
-        "left join raw.ingest_ledger l on l.source = f.source and l.file = f.file "
-        "where f.source = ? and f.parser_version = ? and l.file_error is null and f.file_size is not null "
-        "and f.file_mtime_ns is not null", [source, PARSER_VERSION]).fetchall()
-    return {r[0]: (int(r[1]), int(r[2]), r[3], r[4]) for r in rows}
-
-
 def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str = "json",
-                   known: dict[str, tuple[int, int, date | None, date | None]] | None = None,
-                   root: Path | None = None) -> tuple[date, date] | None:
+                   known: dict[str, LedgerFile] | None = None, root: Path | None = None) -> tuple[date, date] | None:
     """Earliest and latest UTC event day among the parseable lines of the files (unreadable files and
     lines are skipped here; the load quarantines them).
 
-    `known` (ledger_spans, with the landing zone `root` its names are relative to): a file whose size and
-    modification time are those the ledger read is not scanned again; its days come from the ledger. A
+    `known` (ledger_files, with the landing zone `root` its names are relative to): a file the ledger holds
+    unchanged (LedgerFile.unchanged) is not scanned again; its days come from the ledger. A
     daily run would otherwise re-read the whole landing zone before it starts (2.6 s per 10M events)."""
     lo: date | None = None
     hi: date | None = None
@@ -767,11 +776,11 @@ def event_day_span(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str 
         for path in files:
             info = _stat(path, root)
             row = known.get(info.rel)
-            if row is None or (info.size, info.mtime_ns) != row[:2]:
+            if row is None or not row.unchanged(info):
                 scan.append(path)
-            elif row[2] is not None:
-                lo = row[2] if lo is None else min(lo, row[2])
-                hi = row[3] if hi is None else max(hi, row[3])
+            elif row.first_day is not None:
+                lo = row.first_day if lo is None else min(lo, row.first_day)
+                hi = row.last_day if hi is None else max(hi, row.last_day)
         files = scan
     spans = _json_day_spans(con, files) if kind == "json" else {}
     for path in files:
