@@ -2,7 +2,7 @@
 
 import duckdb
 
-from streamgov_dagster.bench import main
+from streamgov_dagster.bench import EVENT_RULES, main
 
 
 def test_bench_smoke(tmp_path, env, capsys) -> None:
@@ -23,3 +23,33 @@ def test_bench_smoke(tmp_path, env, capsys) -> None:
     joined, equal = con.execute(f"select count(*), count(*) filter (where {same}) "
                                 "from masked b join w.masked.access_events m using (event_id)").fetchone()
     assert joined > 25_000 and equal == joined
+
+    # the same-work baseline does the pipeline's ingest: the same lines loaded, quarantined (by reason) and
+    # dropped as duplicates, the same masked rows and the same incidents of its rules. The pipeline then
+    # moves the rows of erased data subjects to the quarantine (erased_subject): the baseline has no erasures.
+    con = duckdb.connect(str(work / "baseline_same_work.duckdb"), read_only=True)
+    con.execute(f"attach '{work / 'warehouse.duckdb'}' as w (read_only)")
+    read, loaded, quarantined, duplicates = con.execute(
+        "select sum(lines_read), sum(rows_loaded), sum(rows_quarantined), sum(duplicates) from w.raw.ingest_ledger "
+        "where source = 'access'").fetchone()
+    erased = con.execute("select count(*) from w.raw.quarantine_lines where source = 'access' and reason = 'erased_subject'"
+                         ).fetchone()[0]
+    assert quarantined - erased > 0 and duplicates > 0 and erased > 0
+    assert (f"{read:,} lines read = {loaded + erased:,} loaded + {quarantined - erased:,} quarantined + "
+            f"{duplicates:,} duplicates") in out
+    assert con.execute("select count(*) from raw.access_events").fetchone()[0] == loaded + erased
+    reasons = "select reason, count(*) from {} group by all order by all"
+    assert con.execute(reasons.format("raw.quarantine_lines")).fetchall() == con.execute(reasons.format(
+        "(select * from w.raw.quarantine_lines where source = 'access' and reason <> 'erased_subject')")).fetchall()
+    released_rows = con.execute("select count(*) from w.masked.access_events").fetchone()[0]
+    joined, equal = con.execute(f"select count(*), count(*) filter (where {same}) "
+                                "from masked b join w.masked.access_events m using (event_id)").fetchone()
+    assert joined == equal == released_rows > 25_000
+    # the incidents: the pipeline's rules see no erased subject's events, and merge an incident two keys found
+    # (a burst by user and by IP); so the baseline's incidents on events the pipeline kept, each once
+    incidents = "select distinct rule_id, list_sort(event_ids) from {} where list_contains(?, rule_id) order by all"
+    kept = ("(select * from violations v where not exists (select 1 from unnest(v.event_ids) as u(id) "
+            "where id not in (select event_id from w.raw.access_events)))")
+    ours = con.execute(incidents.format(kept), [list(EVENT_RULES)]).fetchall()
+    assert len(ours) > 5
+    assert ours == con.execute(incidents.format("w.governance.violations"), [list(EVENT_RULES)]).fetchall()

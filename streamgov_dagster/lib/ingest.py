@@ -667,6 +667,28 @@ class _Publisher:
         )
 
 
+def start_parsing(con: duckdb.DuckDBPyConnection) -> None:
+    """The temp tables the parse_file calls of one load share: _seen (the ids kept so far) and _ip_cache."""
+    con.execute("create or replace temp table _seen (h ubigint, id varchar)")
+    con.execute("create or replace temp table _ip_cache (ip varchar, ok boolean)")
+
+
+def parse_file(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, rel: str,
+               bounds: tuple[date, date], check_loaded: bool = False) -> None:
+    """Every line of one file (landing_dir / rel) in temp table _parsed: loaded (reason null), quarantined
+    with its reason, or a duplicate (is_duplicate) of an earlier line, an earlier file of the load
+    (_seen, see start_parsing) or, with check_loaded, a row loaded from a file the load does not read.
+    _files names the file, _file_errors holds it when it cannot be read at all. The caller drops _src."""
+    con.execute("create or replace temp table _files as select ? as file", [rel])
+    con.execute("create or replace temp table _file_errors (file varchar, reason varchar)")
+    problem = _read_one(con, landing_dir / rel)
+    if problem:
+        con.execute("insert into _file_errors values (?, ?)", [rel, problem])
+    con.execute(f"create or replace temp table _parsed as {_parse_sql(src, rel, bounds)}")
+    _settle_ips(con, src, bounds)
+    _mark_duplicates(con, src, check_loaded)
+
+
 def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, files: list[Path],
          first_day: date, last_day: date, bounds: tuple[date, date]) -> dict[str, int]:
     """Load the events of days [first_day, last_day] of one JSON-lines source.
@@ -688,17 +710,9 @@ def load(con: duckdb.DuckDBPyConnection, src: JsonSource, landing_dir: Path, fil
         check_loaded = bool(con.execute(
             f"select count(*) from (select 1 from {src.table} where source = ? and source_file in "
             "(select file from _unread_files) limit 1)", [src.name]).fetchone()[0])
-        con.execute("create or replace temp table _seen (h ubigint, id varchar)")
-        con.execute("create or replace temp table _ip_cache (ip varchar, ok boolean)")
+        start_parsing(con)
         for info in todo:
-            con.execute("create or replace temp table _files as select ? as file", [info.rel])
-            con.execute("create or replace temp table _file_errors (file varchar, reason varchar)")
-            problem = _read_one(con, landing_dir / info.rel)
-            if problem:
-                con.execute("insert into _file_errors values (?, ?)", [info.rel, problem])
-            con.execute(f"create or replace temp table _parsed as {_parse_sql(src, info.rel, bounds)}")
-            _settle_ips(con, src, bounds)
-            _mark_duplicates(con, src, check_loaded)
+            parse_file(con, src, landing_dir, info.rel, bounds, check_loaded)
             pub.publish({info.rel: by_rel[info.rel]})
             _drop_src(con)
         stats = pub.finish()
