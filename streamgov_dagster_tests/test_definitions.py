@@ -89,3 +89,37 @@ def test_pools_follow_the_warehouse_backend() -> None:
     assert {n for n, (pool, _) in lake.items() if pool is None} == partitioned | checks
     assert {pool for n, (pool, _) in lake.items() if n not in partitioned | checks} == {"ducklake_state"}
     assert {"consent__consent_log", "governance__erasures", "raw__dsar_requests", "governance__violations"} <= set(lake)
+
+
+START = """
+from streamgov_dagster.defs.partitions import daily_partitions, partition_bounds
+print(daily_partitions.get_first_partition_key(), partition_bounds()[0].isoformat())
+"""
+
+
+def test_partitions_start_follows_the_setting(monkeypatch) -> None:
+    """The daily partitions (and so the ingest's ts_out_of_range bound) start on 2020-01-01, or on
+    STREAMGOV_PARTITIONS_START; a value that is not a date stops the definitions from loading."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from streamgov_dagster.lib.settings import ConfigError, partitions_start
+
+    def first(value: str | None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "STREAMGOV_PARTITIONS_START"}
+        if value is not None:
+            env["STREAMGOV_PARTITIONS_START"] = value
+        return subprocess.run([sys.executable, "-c", START], env=env, capture_output=True, text=True)
+
+    assert first(None).stdout.split() == ["2020-01-01", "2020-01-01"]
+    assert first("2012-03-01").stdout.split() == ["2012-03-01", "2012-03-01"]
+    bad = first("March 2012")
+    assert bad.returncode != 0 and "STREAMGOV_PARTITIONS_START must be a date" in bad.stderr
+    monkeypatch.setenv("STREAMGOV_PARTITIONS_START", " ")
+    assert partitions_start().isoformat() == "2020-01-01"
+    monkeypatch.setenv("STREAMGOV_PARTITIONS_START", "2020-13-01")
+    with pytest.raises(ConfigError):
+        partitions_start()

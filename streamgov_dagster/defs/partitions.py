@@ -4,8 +4,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-# Early enough for archived web-server logs; a run only touches the days present in the landing zone.
-PARTITIONS_START = date(2000, 1, 1)
+from streamgov_dagster.lib.settings import partitions_start
+
+# STREAMGOV_PARTITIONS_START, default 2020-01-01 (see settings.partitions_start); a run only touches the days
+# present in the landing zone.
+PARTITIONS_START = partitions_start()
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=PARTITIONS_START.isoformat(), end_offset=1, timezone="UTC", fmt="%Y-%m-%d"
