@@ -188,7 +188,7 @@ def _baseline(landing: Path, work: Path, released: str = "policy") -> float:
 EVENT_RULES = ("failed_login_burst", "blocked_country", "token_reuse", "impossible_travel")
 
 
-def _same_work_baseline(landing: Path, work: Path) -> tuple[float, dict[str, int]]:
+def _same_work_baseline(landing: Path, work: Path) -> tuple[float, dict[str, int], dict[str, float]]:
     """The issue's baseline: the same ingest, rules, pseudonymization and one report, in plain DuckDB SQL
     statements run one after the other on one connection.
 
@@ -200,7 +200,8 @@ def _same_work_baseline(landing: Path, work: Path) -> tuple[float, dict[str, int
     - One report: events and users per day and action.
     Left out, and so counted against the pipeline: Dagster, the checks (pandera, leak scans, erasure
     verification), the ingest ledger, the audit and consent sources, the consent state and consent-gated
-    datasets, erasures, the other reports and the alerts. Returns the time and the ingest's line counts."""
+    datasets, erasures, the other reports and the alerts. Returns the time, the ingest's line counts and
+    the time of each part."""
     from streamgov_dagster.defs.partitions import partition_bounds
     from streamgov_dagster.lib import ingest, rules
     from streamgov_dagster.lib.policy import load_policy
@@ -227,16 +228,20 @@ def _same_work_baseline(landing: Path, work: Path) -> tuple[float, dict[str, int
                           "from _parsed").fetchone()
         counts = {k: counts[k] + int(n) for k, n in zip(counts, row)}
     ingest.drop_lines(con)
+    parts = {"ingest": time.time() - t0}
     for i, rule_id in enumerate(EVENT_RULES):
         sql, params = getattr(rules, rule_id)(policy)
         con.execute(f"create table violations as {sql}" if i == 0 else f"insert into violations {sql}", params)
+    parts["rules"] = time.time() - t0 - sum(parts.values())
     con.execute("create view ev as select * from raw.access_events")
     _mask_policy(con)
+    parts["pseudonymization"] = time.time() - t0 - sum(parts.values())
     con.execute("create table report as select ts::date as day, action, count(*) as n, count(distinct user_pseudonym) as users "
                 "from masked group by all")
+    parts["report"] = time.time() - t0 - sum(parts.values())
     elapsed = time.time() - t0
     con.close()
-    return elapsed, counts
+    return elapsed, counts, parts
 
 
 def _synthetic_logs(folder: Path, kind: str, lines: int, seed: int) -> Path:
@@ -328,7 +333,7 @@ def main(events: int, seed: int, cache: Path, format_lines: int) -> int:
     problem = dsar.compact(work / "warehouse.duckdb")
     print(f"batched erasure purge (rewrite of the {n_events:,}-event warehouse file, weekly by default): "
           f"{time.time() - t0:.1f} s{' FAILED: ' + problem if problem else ''}")
-    same_work, counts = _same_work_baseline(landing, work)
+    same_work, counts, parts = _same_work_baseline(landing, work)
     # the minimal one first, so the file left behind is the policy baseline's (the smoke test compares it)
     minimal = _baseline(landing, work, released="minimal")
     baseline = _baseline(landing, work)
@@ -336,7 +341,8 @@ def main(events: int, seed: int, cache: Path, format_lines: int) -> int:
           f"{len(EVENT_RULES)} access rules, the masking policy, one report): {same_work:.1f} s; "
           f"pipeline / baseline = {result['wall'] / same_work:.2f}")
     print(f"  its ingest: {counts['lines_read']:,} lines read = {counts['rows_loaded']:,} loaded + "
-          f"{counts['rows_quarantined']:,} quarantined + {counts['duplicates']:,} duplicates")
+          f"{counts['rows_quarantined']:,} quarantined + {counts['duplicates']:,} duplicates; "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
     print(f"typed read_json baseline (no line accounting, one rule, the masking policy's columns): {baseline:.1f} s; "
           f"pipeline / read_json baseline = {result['wall'] / baseline:.2f}")
     print(f"minimal read_json baseline (user pseudonym and network only, as before 2026-11-28): {minimal:.1f} s; "

@@ -40,6 +40,23 @@ def test_the_prefilter_keeps_every_value_a_pattern_matches(con) -> None:
             assert kept or not any(matches), v
 
 
+def test_row_id_columns_are_scanned_without_a_distinct_and_count_the_same(con) -> None:
+    """An event id column is probed row by row (leakguard.ROW_IDS): the hits are those of the distinct scan,
+    one per distinct value, for raw identifiers and patterns alike, and a clean column finds nothing."""
+    from streamgov_dagster.lib.leakguard import PATTERNS, _scan_values
+
+    con.execute("create temp table _raw_ids as select hash(v) as h from unnest(?) t(v)", [[CANARY_USER, "u-1"]])
+    con.execute("create temp table _raw_id_values as select v from unnest(?) t(v)", [[CANARY_USER, "u-1"]])
+    leaky = [f"ev_{i:012x}" for i in range(5000)] + [CANARY_USER, CANARY_USER, CANARY_EMAIL, CANARY_EMAIL,
+                                                    f"ev-{CANARY_CARD}", "203.0.113.77", None]
+    kinds = list(PATTERNS)
+    for rows, expected in ((leaky, {"raw_identifier": 1, "email": 1, "ipv4": 1, "card_number": 1}),
+                           (leaky[:5000], {})):
+        sql = f"select unnest({'[' + ', '.join('NULL' if v is None else repr(v) for v in rows) + ']'}::varchar[]) as v"
+        assert _scan_values(con, sql, kinds) == expected
+        assert _scan_values(con, sql, kinds, distinct=False) == expected
+
+
 def test_ip_networks(con) -> None:
     """IPv4 to /24 (in SQL), IPv6 to /48 (Python's ipaddress), IPv4-mapped IPv6 as IPv4; not an address: null."""
     cases = {"203.0.113.77": "203.0.113.0/24", "2001:db8:42:1::5": "2001:db8:42::/48", " 2001:DB8::1 ": "2001:db8::/48",

@@ -93,16 +93,31 @@ def _prefilter(kinds: list[str]) -> str:
     return (f"[{chars}]|" if chars else "") + "[0-9]{13}"
 
 
-def _scan_values(con: duckdb.DuckDBPyConnection, values_sql: str, kinds: list[str]) -> dict[str, int]:
+# Columns holding one value per row (the event ids): a distinct over their values costs more than it saves.
+ROW_IDS = frozenset({"event_id", "audit_id"})
+
+
+def _scan_values(con: duckdb.DuckDBPyConnection, values_sql: str, kinds: list[str], distinct: bool = True) -> dict[str, int]:
     """Hits per kind among the distinct non-null values of `values_sql` (a query with one column v): raw
     identifiers (a hash probe of every value), then the patterns in `kinds` and card numbers (on the values
-    _prefilter keeps)."""
-    con.execute(f"create or replace temp table _vals as select distinct v from ({values_sql}) where v is not null")
+    _prefilter keeps). distinct=False, for columns whose values are nearly all distinct: no distinct over
+    every value first; one pass counts the rows that match a raw identifier's hash or the prefilter, and only
+    when some do are those values made distinct (12M event ids, none matching: 0.9 s instead of 2.1 s)."""
+    prefilter = _prefilter(kinds)
+    if distinct:
+        con.execute(f"create or replace temp table _vals as select distinct v from ({values_sql}) where v is not null")
+    else:
+        raw_rows, pre_rows = con.execute(
+            f"select count(*) filter (where hash(v) in (select h from _raw_ids)), count(*) filter (where regexp_matches(v, ?)) "
+            f"from ({values_sql}) where v is not null", [prefilter]).fetchone()
+        if not (raw_rows or pre_rows):
+            return {}
+        con.execute(f"create or replace temp table _vals as select distinct v from ({values_sql}) where v is not null "
+                    "and (hash(v) in (select h from _raw_ids) or regexp_matches(v, ?))", [prefilter])
     raw_hits = con.execute("select count(*) from _vals where hash(v) in (select h from _raw_ids)").fetchone()[0]
     # Every pattern needs its character (_NEEDS) and a card number 13 digits in a row: one scan keeps the values
     # that have either, and the patterns run on those alone (10M event ids: 2.85 -> 0.7 s with the hash probe).
-    con.execute("create or replace temp table _pvals as select v from _vals where regexp_matches(v, ?)",
-                [_prefilter(kinds)])
+    con.execute("create or replace temp table _pvals as select v from _vals where regexp_matches(v, ?)", [prefilter])
     counts = ", ".join(f"count(*) filter (where contains(v, '{_NEEDS[k]}') and regexp_matches(v, ?))" for k in kinds)
     row = con.execute(f"select count(*) filter (where regexp_matches(v, ?) and not regexp_matches(v, ?))"
                       f"{', ' + counts if kinds else ''} from _pvals",
@@ -160,10 +175,11 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
     hits: dict[str, int] = {}
     for (column, is_list, network), tables in groups.items():
         kinds = [k for k in PATTERNS if not (network and k.startswith("ipv"))]
-        if not _scan_values(con, " union all ".join(values(t, column, is_list) for t in tables), kinds):
+        distinct = column not in ROW_IDS
+        if not _scan_values(con, " union all ".join(values(t, column, is_list) for t in tables), kinds, distinct):
             continue
         for table in tables:
-            for kind, n in _scan_values(con, values(table, column, is_list), kinds).items():
+            for kind, n in _scan_values(con, values(table, column, is_list), kinds, distinct).items():
                 hits[f"{table}.{column}:{kind}"] = n
     con.execute("drop table if exists _vals; drop table if exists _pvals")
     drop_raw_identifiers(con)
