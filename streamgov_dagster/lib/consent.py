@@ -287,9 +287,9 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
     Only what changed is recomputed: the days whose released events changed since the last build (by
     fingerprint: a new day, a rewritten partition, an erasure, the retention purge) and every event of a
     user whose consent history changed (a withdrawal, a late correction); the rest of each dataset is kept,
-    which is what a full rebuild would give it. The first build rebuilds everything. One as-of join serves
-    every purpose. `rewritten`: see _gated_plan (None rebuilds everything). Returns the rows per dataset;
-    temp table _g_scope says which events were recomputed."""
+    which is what a full rebuild would give it. The first build rebuilds everything. `rewritten`: see
+    _gated_plan (None rebuilds everything). Returns the rows per dataset; temp table _g_scope says which
+    events were recomputed."""
     unknown = set(purposes) - set(GATED_PURPOSES)
     if unknown:
         raise ValueError(sorted(unknown))
@@ -297,27 +297,25 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
     incremental = _gated_plan(con, key, purposes, rewritten)
     scope = _gated_scope(con) if incremental else "true"
     con.execute(f"create or replace temp table _g_scope as select {'true' if not incremental else 'false'} as everything")
-    con.execute(
-        f"""
-        create or replace temp table _gated as
-        select e.* from (select * from masked.access_events e where {scope}) e
+    # One as-of join per purpose, over that purpose's events, straight into its dataset: one join over every
+    # purpose into a temp table, read back per purpose, took 7.6-7.8 s instead of 6.9-7.5 s at 10M events (2.15M
+    # released, the commit included).
+    gated = f"""
+        select e.* from (select * from masked.access_events e
+                         where {scope} and e.purpose = $purpose and e.user_pseudonym is not null) e
         asof join consent.consent_state s
           on s.user_pseudonym = e.user_pseudonym and s.purpose = e.purpose and e.ts >= s.valid_from
-        where list_contains(?, e.purpose) and e.user_pseudonym is not null
-          and s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)
-        """,
-        [list(purposes)],
-    )
+        where s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)
+        order by e.ts, e.event_id
+        """
     con.execute("begin transaction")
     try:
         for purpose in purposes:
             if incremental:
                 con.execute(f"delete from masked.{purpose}_events as e where {scope}")
-                con.execute(f"insert into masked.{purpose}_events select * from _gated where purpose = ? "
-                            "order by ts, event_id", [purpose])
+                con.execute(f"insert into masked.{purpose}_events {gated}", {"purpose": purpose})
             else:
-                con.execute(f"create or replace table masked.{purpose}_events as select * from _gated "
-                            "where purpose = ? order by ts, event_id", [purpose])
+                con.execute(f"create or replace table masked.{purpose}_events as {gated}", {"purpose": purpose})
         con.execute(f"delete from {GATED_DAYS}")
         con.execute(f"insert into {GATED_DAYS} select ?, null, null, null union all "
                     "select 'day', day, n, h from _gfp_days", [key])
@@ -327,7 +325,7 @@ def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
     except Exception:
         con.execute("rollback")
         raise
-    con.execute("drop table _gated; drop table if exists _gfp_days; drop table if exists _gfp_consent")
+    con.execute("drop table if exists _gfp_days; drop table if exists _gfp_consent")
     return {p: int(con.execute(f"select count(*) from masked.{p}_events").fetchone()[0]) for p in purposes}
 
 
