@@ -8,10 +8,12 @@ INSTALL_REQUIRES = [
     "dagster-duckdb==0.29.27",
     "dagster-dg-cli==1.13.27",
     "duckdb==1.5.5",
-    # DuckLake and its PostgreSQL catalog, loaded offline from wheels (duckdb_extensions.import_extension).
+    # DuckLake and its PostgreSQL catalog, and the SQLite reader for the consent database, loaded offline
+    # from wheels (duckdb_extensions.import_extension).
     "duckdb-extensions==1.5.5",
     "duckdb-extension-ducklake==1.5.5",
     "duckdb-extension-postgres==1.5.5",
+    "duckdb-extension-sqlite-scanner==1.5.5",
     "pandas>=2.2,<3",
     "pandera[ibis]==0.35.0",
     "ibis-framework[duckdb]==12.0.0",

@@ -1,4 +1,5 @@
-"""The consent source through SQLAlchemy: SQLite by default, PostgreSQL against the local server."""
+"""The consent source: a SQLite file (by default) read by DuckDB, PostgreSQL through SQLAlchemy against the
+local server."""
 
 import uuid
 
@@ -61,6 +62,34 @@ def test_unreadable_source_fails_closed(tmp_path, con) -> None:
 
 
 @pytest.mark.postgres
+def test_duckdb_reads_a_sqlite_source_as_sqlalchemy_does(tmp_path, con, monkeypatch) -> None:
+    """DuckDB's SQLite reader stages what the SQLAlchemy path stages, row for row, including values stored
+    with another type than their column's (SQLite keeps what it is given), and finds no table as unreadable."""
+    url = f"sqlite:///{tmp_path / 'consent.db'}"
+    _fill(sa.create_engine(url))
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text("insert into consent_events values ('c6', 12345, 'analytics', 'granted', "
+                             "'2026-10-02T00:00:00Z', 'x', 'tv', 7, 'BR', 'CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA')"))
+        conn.execute(sa.text("insert into consent_events values ('c7', 'ü-7 ', null, null, null, null, null, null, null, null)"))
+    staged = "select * from _consent_src order by event_id"
+    assert consent._sqlite_scanner(con)  # the extension's wheel is installed: DuckDB reads the file
+    by_duckdb = {}
+    for since in (None, "2026-10-02"):  # the incremental read compares the text, as SQLite does
+        assert consent.stage_source(con, url, since) == ("ok", 7)
+        by_duckdb[since] = con.execute(staged).fetchall()
+    assert by_duckdb[None][5][:2] == ("c6", "12345") and by_duckdb[None][6][:2] == ("c7", "ü-7 ")
+    assert [r[0] for r in by_duckdb["2026-10-02"]] == ["c2", "c5", "c6"]  # c5 was recorded 'yesterday'
+    monkeypatch.setattr(consent, "_sqlite_scanner", lambda con: False)
+    for since in (None, "2026-10-02"):
+        assert consent.stage_source(con, url, since) == ("ok", 7)
+        assert con.execute(staged).fetchall() == by_duckdb[since]
+    monkeypatch.undo()
+    with sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}").begin() as conn:
+        conn.execute(sa.text("create table something_else (x text)"))
+    assert consent.stage_source(con, f"sqlite:///{tmp_path / 'other.db'}") == ("unreadable", 0)
+    assert consent.stage_source(con, url)[0] == "ok"  # nothing of the failed attach is left behind
+
+
 def test_postgresql_source(con) -> None:
     engine = sa.create_engine(PG_URL)
     try:

@@ -1,7 +1,7 @@
 """Consent source (schema D) and consent state history (contract "Valid consent").
 
-The consent database is read through SQLAlchemy (SQLite or PostgreSQL) in chunks, staged in DuckDB
-and validated there. A missing, unreadable or empty source yields an empty state: no consent for
+The consent database is read by DuckDB (a SQLite file) or through SQLAlchemy in chunks (PostgreSQL),
+staged in DuckDB and validated there. A missing, unreadable or empty source yields an empty state: no consent for
 anyone (fail closed), reported through the returned status, never "everyone consented".
 """
 
@@ -36,12 +36,18 @@ def stage_source(con: duckdb.DuckDBPyConnection, url: str, since: str | None = N
                  chunk_rows: int = 200_000) -> tuple[str, int]:
     """Copy consent_events (all of it, or the rows recorded at or after `since`) into temp table
     _consent_src, all text. Returns the source status (ok | empty | missing | unreadable) and the
-    number of rows the source holds."""
+    number of rows the source holds.
+
+    A SQLite file is read by DuckDB itself (its sqlite extension, from the duckdb-extension-sqlite-scanner
+    wheel): 0.35 s for 242k rows, against 1.7-2.1 s through SQLAlchemy and pandas chunks. Other databases
+    (PostgreSQL) and a DuckDB without the extension go through SQLAlchemy."""
     cols = ", ".join(f"{c} varchar" for c in CONSENT_COLUMNS)
     con.execute(f"create or replace temp table _consent_src ({cols})")
     sqlite_path = _sqlite_file(url)
     if sqlite_path is not None and not sqlite_path.exists():
         return "missing", 0  # SQLAlchemy would silently create an empty database file
+    if sqlite_path is not None and _sqlite_scanner(con):
+        return _stage_sqlite(con, sqlite_path, since)
     try:
         engine = sa.create_engine(url)
         where = " where recorded_at >= :since" if since else ""
@@ -57,6 +63,40 @@ def stage_source(con: duckdb.DuckDBPyConnection, url: str, since: str | None = N
     except (sa.exc.SQLAlchemyError, OSError):
         con.execute("delete from _consent_src")
         return "unreadable", 0
+    return ("ok" if total else "empty"), total
+
+
+def _sqlite_scanner(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether DuckDB's sqlite extension loads (offline, from its wheel)."""
+    from .lake import load_extension
+
+    try:
+        load_extension(con, "sqlite_scanner")
+    except (RuntimeError, duckdb.Error):
+        return False
+    return True
+
+
+def _stage_sqlite(con: duckdb.DuckDBPyConnection, path: Path, since: str | None) -> tuple[str, int]:
+    """stage_source for a SQLite file, read by DuckDB: every column as text (sqlite_all_varchar, so a value
+    stored with another type than its column's comes as its text, as through SQLAlchemy), the file attached
+    read-only for the copy and detached after. A file DuckDB cannot read is 'unreadable'."""
+    literal = "'" + str(path).replace("'", "''") + "'"
+    where = " where recorded_at >= $since" if since else ""
+    con.execute("SET sqlite_all_varchar = true")
+    try:
+        con.execute(f"ATTACH {literal} AS _consent_source (TYPE sqlite, READ_ONLY)")
+        try:
+            total = int(con.execute("select count(*) from _consent_source.consent_events").fetchone()[0])
+            con.execute(f"insert into _consent_src select {', '.join(CONSENT_COLUMNS)} from _consent_source.consent_events"
+                        f"{where} order by event_id", {"since": since} if since else {})
+        finally:
+            con.execute("DETACH DATABASE IF EXISTS _consent_source")
+    except duckdb.Error:
+        con.execute("delete from _consent_src")
+        return "unreadable", 0
+    finally:
+        con.execute("RESET sqlite_all_varchar")
     return ("ok" if total else "empty"), total
 
 

@@ -60,7 +60,7 @@ def is_url(path: str | None) -> bool:
     return bool(path and _URL.match(path))
 
 
-def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """LOAD an extension from its duckdb-extension-<name> wheel: INSTALL copies the wheel's file into
     DuckDB's extension folder (once per process), LOAD reads it from there; nothing is downloaded."""
     if name not in _installed:
@@ -111,11 +111,11 @@ def connect(catalog: str | None, data_path: str | None, read_only: bool = False)
 def _attach(catalog: str, data_path: str | None, read_only: bool) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     try:
-        _load(con, "ducklake")
+        load_extension(con, "ducklake")
         if catalog_kind(catalog) == "postgres":
-            _load(con, "postgres")
+            load_extension(con, "postgres")
         if is_url(data_path) and not data_path.startswith("file://"):
-            _load(con, "httpfs")
+            load_extension(con, "httpfs")
     except Exception:
         con.close()
         raise
