@@ -235,14 +235,11 @@ def _same_work_baseline(landing: Path, work: Path) -> tuple[float, float, dict[s
     con.execute("create schema raw")
     con.execute(f"create table raw.access_events ({', '.join(f'{n} {t}' for n, t in ingest.raw_columns(src))})")
     con.execute("create table raw.quarantine_lines (file varchar, line_no bigint, reason varchar, raw_line varchar)")
-    names = [n for n, _ in ingest.raw_columns(src)]
-    values = {"source_file": "file", "source_line": "line_no", "source": "'access'", ingest.ID_HASH: "hash(event_id)"}
     counts = {"lines_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "duplicates": 0}
     ingest.start_parsing(con)
     for rel in files:
         ingest.parse_file(con, src, landing, rel, bounds)
-        con.execute(f"insert into raw.access_events select {', '.join(values.get(n, n) for n in names)} from _parsed "
-                    "where reason is null and not is_duplicate")
+        con.execute(f"insert into {src.table} {ingest.loaded_rows(src)}", {"source": src.name})
         con.execute("insert into raw.quarantine_lines select file, line_no, reason, left(line, 4096) from _parsed "
                     "where reason is not null union all select file, null, reason, null from _file_errors")
         row = con.execute("select count(*), count(*) filter (where reason is null and not is_duplicate), "

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from .ingest import ensure_shared_tables
+from .ingest import ensure_shared_tables, sql_str
 from .policy import CONSENT_PURPOSES
 from .warehouse import column_types, table_exists, temp_table_from_rows
 
@@ -82,11 +82,10 @@ def _stage_sqlite(con: duckdb.DuckDBPyConnection, path: Path, since: str | None)
     """stage_source for a SQLite file, read by DuckDB: every column as text (sqlite_all_varchar, so a value
     stored with another type than its column's comes as its text, as through SQLAlchemy), the file attached
     read-only for the copy and detached after. A file DuckDB cannot read is 'unreadable'."""
-    literal = "'" + str(path).replace("'", "''") + "'"
     where = " where recorded_at >= $since" if since else ""
     con.execute("SET sqlite_all_varchar = true")
     try:
-        con.execute(f"ATTACH {literal} AS _consent_source (TYPE sqlite, READ_ONLY)")
+        con.execute(f"ATTACH {sql_str(str(path))} AS _consent_source (TYPE sqlite, READ_ONLY)")
         try:
             total = int(con.execute("select count(*) from _consent_source.consent_events").fetchone()[0])
             con.execute(f"insert into _consent_src select {', '.join(CONSENT_COLUMNS)} from _consent_source.consent_events"

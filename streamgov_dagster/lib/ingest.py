@@ -425,6 +425,15 @@ def raw_columns(src: JsonSource) -> list[tuple[str, str]]:
 ID_HASH = "id_hash"
 
 
+def loaded_rows(src: JsonSource) -> str:
+    """The raw table's column list and the select of the rows of _parsed it loads (valid, not duplicates),
+    for an insert into src.table; parameter $source is the ledger's source name."""
+    names = [name for name, _ in raw_columns(src)]
+    renames = {"source_file": "file", "source_line": "line_no", "source": "$source", ID_HASH: f"hash({src.id_field})"}
+    return (f"({', '.join(names)}) select {', '.join(renames.get(n, n) for n in names)} "
+            "from _parsed where reason is null and not is_duplicate")
+
+
 def ensure_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The quarantine and the per-file ledger, shared by every source, and what was read of each file."""
     con.execute(
@@ -532,10 +541,7 @@ class _Publisher:
         self.con, self.src, self.source, self.first, self.last = con, src, source, first_day, last_day
         self.stats = {"lines_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "duplicates": 0, "files": len(read),
                       "unreadable_files": 0}
-        names = [name for name, _ in raw_columns(src)]
-        renames = {"source_file": "file", "source_line": "line_no", "source": "$source", ID_HASH: f"hash({src.id_field})"}
-        self.insert = (f"insert into {src.table} ({', '.join(names)}) select {', '.join(renames.get(n, n) for n in names)} "
-                       "from _parsed where reason is null and not is_duplicate and event_date between $first and $last")
+        self.insert = f"insert into {src.table} {loaded_rows(src)} and event_date between $first and $last"
         ensure_tables(con, src)
         # the identifier index stops vouching for the days this load may change; the load's caller hashes
         # them again when it is done (identifiers.sync)
