@@ -139,55 +139,52 @@ def test_signal_mismatches_are_found(env) -> None:
     assert kpi == 3
 
 
-def test_gated_datasets_rebuilt_in_part_equal_a_full_rebuild(env) -> None:
-    from streamgov_dagster.lib import consent
+def test_gated_datasets_are_views_that_follow_their_inputs_and_a_tampered_one_is_caught(env) -> None:
+    from streamgov_dagster.lib import consent, dsar, leakguard
     from streamgov_dagster.lib.warehouse import prepare
 
     _generated(env)
     con = prepare(duckdb.connect(str(env["warehouse"])))
-
-    def gated() -> dict[str, list]:
-        return {p: con.execute(f"select * from masked.{p}_events order by all").fetchall() for p in consent.GATED_PURPOSES}
-
-    built = gated()
-    no_days = (date(1999, 1, 1), date(1999, 1, 1))  # the run rewrote no partition of the data's days
-    consent.build_gated(con, rewritten=no_days)  # nothing changed: nothing recomputed, nothing different
-    assert con.execute("select everything from _g_scope").fetchone()[0] is False
-    assert con.execute("select count(*) from _g_days").fetchone()[0] == 0 and gated() == built
-    # a partition rewritten without one event, a withdrawal, an expiry moved: only those are recomputed
-    con.execute("delete from masked.access_events where event_id = (select min(event_id) from "
-                "masked.personalization_events where event_date = '2026-10-30')")
+    types = con.execute("select table_name, table_type from information_schema.tables where table_schema = 'masked' "
+                        "and table_name like '%\\_events' escape '\\' order by 1").fetchall()
+    assert dict(types) == {"access_events": "BASE TABLE", "audit_events": "BASE TABLE", "advertising_events": "VIEW",
+                           "analytics_events": "VIEW", "personalization_events": "VIEW"}
+    assert consent.intact_gated_views(con) == {f"masked.{p}_events" for p in consent.GATED_PURPOSES}
+    assert consent.build_gated(con) == []  # intact: nothing written
+    # the inputs change: an event gone (an erasure, a rebuilt day), a withdrawal; the views show it at once
+    gone = con.execute("select min(event_id) from masked.personalization_events").fetchone()[0]
+    con.execute("delete from masked.access_events where event_id = ?", [gone])
     user = con.execute("select min(user_pseudonym) from masked.analytics_events").fetchone()[0]
-    con.execute("update consent.consent_state set state = 'withdrawn' where user_pseudonym = ?", [user])
-    consent.build_gated(con, rewritten=no_days)
-    assert con.execute("select count(*) from _g_days").fetchone()[0] == 1
-    assert all(v == (0, 0) for v in consent.gated_violations(con).values())
-    partial = gated()
-    # a partition the run rebuilt with the same event ids (another masking of a column) is recomputed too
-    con.execute("update masked.access_events set country = 'ZZ' where event_date = '2026-10-31'")
-    consent.build_gated(con, rewritten=(date(2026, 10, 31), date(2026, 10, 31)))
-    assert con.execute("select list(day) from _g_days").fetchone()[0] == [date(2026, 10, 31)]
-    relabelled = gated()
-    assert any(r for p in relabelled for r in relabelled[p] if "ZZ" in r)
-    # a withdrawal that closes a grant at one of the user's events: recomputed from that day on, not before
-    user, event_id, at = con.execute("select user_pseudonym, event_id, ts from masked.analytics_events "
-                                     "where event_date = '2026-10-31' order by event_id limit 1").fetchone()
-    grant = "user_pseudonym = ? and purpose = 'analytics' and state = 'granted' and valid_from <= ? " \
-            "and (valid_to is null or ? < valid_to)"
-    until = con.execute(f"select valid_to from consent.consent_state where {grant}", [user, at, at]).fetchone()[0]
-    con.execute(f"update consent.consent_state set valid_to = ? where {grant}", [at, user, at, at])
-    con.execute("insert into consent.consent_state (user_pseudonym, purpose, state, valid_from, valid_to) "
-                "values (?, 'analytics', 'withdrawn', ?, ?)", [user, at, until])
-    consent.build_gated(con, rewritten=no_days)
-    assert con.execute("select list(from_day) from _g_users").fetchone()[0] == [date(2026, 10, 31)]
-    assert all(v == (0, 0) for v in consent.gated_violations(con).values())
-    assert con.execute("select count(*) from masked.analytics_events where event_id = ?", [event_id]).fetchone()[0] == 0
-    relabelled = gated()
-    con.execute("drop table governance.gated_inputs")
-    consent.build_gated(con, rewritten=no_days)
-    assert con.execute("select everything from _g_scope").fetchone()[0] is True
-    assert gated() == relabelled
-    consent.build_gated(con)  # a run that names no partitions rebuilds everything
-    assert con.execute("select everything from _g_scope").fetchone()[0] is True and gated() == relabelled
-    assert all(len(partial[p]) < len(built[p]) for p in ("personalization", "analytics"))
+    con.execute("update consent.consent_state set state = 'withdrawn' where user_pseudonym = ? and purpose = 'analytics'",
+                [user])
+    assert con.execute("select count(*) from masked.personalization_events where event_id = ?", [gone]).fetchone()[0] == 0
+    assert con.execute("select count(*) from masked.analytics_events where user_pseudonym = ?", [user]).fetchone()[0] == 0
+    checked = consent.gated_check(con)
+    assert all(c["without_valid_consent"] == 0 and c["consented_missing"] == 0 and c["definition_intact"]
+               for c in checked.values())
+    assert checked["analytics"]["rows"] == con.execute("select count(*) from masked.analytics_events").fetchone()[0] > 0
+    day = (date(2026, 10, 30), date(2026, 10, 30))
+    assert 0 < consent.gated_check(con, days=day)["analytics"]["rows"] < checked["analytics"]["rows"]
+    # a view replaced by one that lets every analytics event through: the check and the leak scan see it
+    con.execute("create or replace view masked.analytics_events as select * from masked.access_events "
+                "where purpose = 'analytics'")
+    tampered = consent.gated_check(con)["analytics"]
+    assert not tampered["definition_intact"] and tampered["without_valid_consent"] > 0
+    assert ("masked.analytics_events", "user_pseudonym", False) in leakguard.text_columns(con)
+    assert ("masked.personalization_events", "user_pseudonym", False) not in leakguard.text_columns(con)
+    assert consent.build_gated(con) == ["masked.analytics_events"]  # put back
+    assert consent.gated_check(con)["analytics"] == checked["analytics"]
+    # a warehouse of an earlier version: the datasets were tables, with fingerprint tables beside them
+    con.execute("drop view masked.advertising_events")
+    con.execute("create table masked.advertising_events as select * from masked.access_events where false")
+    con.execute("create table governance.gated_inputs (kind varchar)")
+    assert consent.build_gated(con) == ["masked.advertising_events"]
+    assert not con.execute("select count(*) from information_schema.tables where table_name = 'gated_inputs'").fetchone()[0]
+    expected = consent.gated_check(con)
+    con.close()
+    # the erasure's compaction copies the warehouse into a new file: the views come along, intact
+    assert dsar.compact(env["warehouse"]) is None
+    con = prepare(duckdb.connect(str(env["warehouse"])))
+    assert consent.intact_gated_views(con) == {f"masked.{p}_events" for p in consent.GATED_PURPOSES}
+    assert consent.gated_check(con) == expected
     con.close()

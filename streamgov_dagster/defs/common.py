@@ -7,7 +7,7 @@ import duckdb
 
 from streamgov_dagster.lib.settings import warehouse_backend
 from streamgov_dagster.lib.validation import validate
-from streamgov_dagster.lib.warehouse import column_types, row_count
+from streamgov_dagster.lib.warehouse import column_types, row_count as count_rows
 
 OWNERS = ["team:data-governance"]
 # Concurrency, by backend (read when the definitions load: the code server and the run workers must see the
@@ -29,16 +29,19 @@ def tags(layer: str, pii: bool) -> dict[str, str]:
     return {"layer": layer, "pii": "true" if pii else "false"}
 
 
-def table_metadata(con: duckdb.DuckDBPyConnection, qualified: str, **extra: object) -> dict[str, object]:
+def table_metadata(con: duckdb.DuckDBPyConnection, qualified: str, row_count: bool = True,
+                   **extra: object) -> dict[str, object]:
+    """Column schema, table name and (row_count) the row count. A view's caller passes row_count=False:
+    counting it would run its query."""
     schema, table = qualified.split(".", 1)
-    return {
+    meta: dict[str, object] = {
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=n, type=t) for n, t in column_types(con, schema, table)]
         ),
-        "dagster/row_count": row_count(con, qualified),
-        "dagster/table_name": qualified,
-        **extra,
     }
+    if row_count:
+        meta["dagster/row_count"] = count_rows(con, qualified)
+    return {**meta, "dagster/table_name": qualified, **extra}
 
 
 def schema_check(con: duckdb.DuckDBPyConnection, table: str, check_name: str | None = None,

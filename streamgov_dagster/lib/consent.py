@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from .ingest import ensure_shared_tables, sql_str
 from .policy import CONSENT_PURPOSES
-from .warehouse import column_types, table_exists, temp_table_from_rows
+from .warehouse import temp_table_from_rows
 
 CONSENT_STATUSES = ("granted", "denied", "withdrawn")
 CONSENT_COLUMNS = ("event_id", "user_id", "purpose", "status", "recorded_at", "expires_at", "source",
@@ -242,152 +242,107 @@ def build_state(con: duckdb.DuckDBPyConnection) -> int:
 GATED_PURPOSES = ("personalization", "analytics", "advertising")
 
 # Valid consent at an event's instant, written as a range join: an independent formulation of the
-# as-of join that builds the gated datasets, used by their check.
+# as-of join that defines the gated datasets, used by their check.
 VALID_AT = """exists (select 1 from consent.consent_state s where s.user_pseudonym = {e}.user_pseudonym
               and s.purpose = {e}.purpose and s.state = 'granted' and s.valid_from <= {e}.ts
               and (s.valid_to is null or {e}.ts < s.valid_to))"""
 
-
-# What the gated datasets were last built from: a fingerprint per day of masked.access_events (its rows'
-# count and the sum of their hashes) and the consent intervals that decide them (user by 64-bit hash, no
-# pseudonym stored).
-GATED_DAYS = "governance.gated_inputs"
-GATED_CONSENT = "governance.gated_consent_inputs"
-_CONSENT_INPUTS = "uh ubigint, purpose varchar, state varchar, valid_from timestamp, valid_to timestamp"
+# Written by the versions that stored the gated datasets as tables: what they were last built from.
+_LEGACY_GATED_TABLES = ("governance.gated_inputs", "governance.gated_consent_inputs")
 
 
-def _gated_scope(con: duckdb.DuckDBPyConnection) -> str:
-    """The events an incremental build recomputes (and its check re-checks): those of the changed days
-    (_g_days), and those of the users whose consent changed (_g_users) from the earliest day a change can
-    affect on. That day is written out, so the scan skips the older row groups of the history."""
-    since = con.execute("select min(from_day) from _g_users").fetchone()[0]
-    users = "false" if since is None else \
-        f"(e.event_date >= date '{since}' and hash(e.user_pseudonym) in (select uh from _g_users))"
-    return f"(e.event_date in (select day from _g_days) or {users})"
+def gated_select(purpose: str) -> str:
+    """The query of masked.<purpose>_events: the released events of that purpose whose user had valid consent
+    at the event's instant (anonymous events cannot prove consent and are left out), by one as-of join with
+    the consent state history."""
+    if purpose not in GATED_PURPOSES:
+        raise ValueError(purpose)
+    return f"""select e.* from (select * from masked.access_events e
+                   where e.purpose = '{purpose}' and e.user_pseudonym is not null) e
+               asof join consent.consent_state s
+                 on s.user_pseudonym = e.user_pseudonym and s.purpose = e.purpose and e.ts >= s.valid_from
+               where s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)"""
 
 
-def _gated_plan(con: duckdb.DuckDBPyConnection, key: str, purposes: tuple[str, ...],
-                rewritten: tuple[date, date] | None) -> bool:
-    """Temp tables _g_days(day) and _g_users(uh, from_day): the days whose released events changed since the
-    last build, and the users whose consent history changed, each with the first day on which an event's
-    gating can differ. Returns False when everything must be rebuilt (first build, other purposes or
-    columns, i.e. another `key`, a dataset missing, no `rewritten` range).
+def _relation_type(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> str | None:
+    row = con.execute("select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+                      [schema, name]).fetchone()
+    return row[0] if row else None
 
-    `rewritten` is the range of days whose masked events this run rebuilt: they are recomputed whatever
-    their fingerprint. Every other day is fingerprinted by its count and its event ids with their key id,
-    which an erasure (rows deleted), the retention purge (a day gone) or a build of the day by another
-    run change: hashing every column of every day instead cost 3.3 s of CPU per 9M events on each run.
 
-    A user's consent intervals are compared with the last build's by (purpose, state, valid_from): an
-    interval only one side has changes the gating from its valid_from on, one whose end moved (a withdrawal
-    closes the open grant) from the earlier end on. Events before that keep their verdict: a withdrawal
-    today recomputes today's events, not the user's history."""
-    # numbers, not text: the leak guard reads every text column of governance.*, and a long run of digits
-    # there could pass for a card number
-    con.execute("create or replace temp table _gfp_days as select event_date as day, count(*) as n, "
-                "(sum(hash(event_id, pseudonym_key_id)) % 18446744073709551616)::ubigint as h "
-                "from masked.access_events group by 1")
-    con.execute("create or replace temp table _gfp_consent as select hash(user_pseudonym) as uh, purpose, state, "
-                "valid_from, valid_to from consent.consent_state")
-    con.execute(f"create table if not exists {GATED_DAYS} (kind varchar, day date, n bigint, h ubigint)")  # DuckLake keeps a HUGEINT only as a double
-    if [c for c, _ in column_types(con, *GATED_CONSENT.split("."))] != [c.split()[0] for c in _CONSENT_INPUTS.split(", ")]:
-        con.execute(f"drop table if exists {GATED_CONSENT}")  # written by an older version: rebuild everything
-        con.execute(f"delete from {GATED_DAYS}")
-    con.execute(f"create table if not exists {GATED_CONSENT} ({_CONSENT_INPUTS})")
-    stored = con.execute(f"select kind from {GATED_DAYS} where kind like 'purposes:%'").fetchone()
-    if rewritten is None or not stored or stored[0] != key or not all(
-            table_exists(con, "masked", f"{p}_events") for p in purposes):
+def gated_view_intact(con: duckdb.DuckDBPyConnection, purpose: str) -> bool:
+    """Whether masked.<purpose>_events is a view whose query is exactly gated_select(purpose), compared in
+    DuckDB's own normal form (the catalog keeps a view's query re-rendered from its parse tree; the DuckDB
+    file prefixes the view's name with its schema, DuckLake does not)."""
+    row = con.execute("select sql from duckdb_views() where database_name = current_database() and "
+                      "schema_name = 'masked' and view_name = ?", [f"{purpose}_events"]).fetchone()
+    if row is None or " AS " not in row[0]:
         return False
-    con.execute(f"""create or replace temp table _g_days as select coalesce(c.day, o.day) as day from _gfp_days c
-                    full join (select day, n, h from {GATED_DAYS} where kind = 'day') o on o.day = c.day
-                    where c.n is distinct from o.n or c.h is distinct from o.h or c.day between $lo and $hi""",
-                {"lo": rewritten[0], "hi": rewritten[1]})
-    con.execute(f"""create or replace temp table _g_users as
-                    select uh, min(since)::date as from_day from (
-                        select coalesce(n.uh, o.uh) as uh,
-                               case when n.uh is null then o.valid_from when o.uh is null then n.valid_from
-                                    else least(n.valid_to, o.valid_to) end as since
-                        from _gfp_consent n full join {GATED_CONSENT} o
-                          on o.uh = n.uh and o.purpose = n.purpose and o.state = n.state and o.valid_from = n.valid_from
-                        where n.uh is null or o.uh is null or n.valid_to is distinct from o.valid_to)
-                    group by uh""")
-    return True
+    expected = con.execute("select json_deserialize_sql(json_serialize_sql(?))", [gated_select(purpose)]).fetchone()[0]
+    return row[0].split(" AS ", 1)[1].rstrip(";").strip() == expected
 
 
-def _gated_key(purposes: tuple[str, ...], columns: list[str]) -> str:
-    """What the stored fingerprints are valid for: the purposes, the fingerprint's kind and the masked columns."""
-    return "purposes:" + ",".join(purposes) + ";fingerprint:ids;columns:" + ",".join(columns)
+def intact_gated_views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The gated datasets (qualified names) that are views with streamgov's query: their rows are rows of
+    masked.access_events, so a scan of that table covers them (leakguard)."""
+    return {f"masked.{p}_events" for p in GATED_PURPOSES if gated_view_intact(con, p)}
 
 
-def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES,
-                rewritten: tuple[date, date] | None = None) -> dict[str, int]:
-    """masked.<purpose>_events for each purpose: exactly the released events of that purpose whose user had
-    valid consent at the event's instant (anonymous events cannot prove consent and are left out).
+def build_gated(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES) -> list[str]:
+    """masked.<purpose>_events for each purpose, as a view (gated_select): a gated dataset is always exactly the
+    released events that had valid consent, as the warehouse holds them now. Nothing to bring up to date after
+    a new day, an erasure, the retention purge or a consent change; no copy of the events to store.
 
-    Only what changed is recomputed: the days whose released events changed since the last build (by
-    fingerprint: a new day, a rewritten partition, an erasure, the retention purge) and every event of a
-    user whose consent history changed (a withdrawal, a late correction); the rest of each dataset is kept,
-    which is what a full rebuild would give it. The first build rebuilds everything. `rewritten`: see
-    _gated_plan (None rebuilds everything). Returns the rows per dataset; temp table _g_scope says which
-    events were recomputed."""
+    Until 2026-11-28 (fifth session) the datasets were tables, recomputed in part every run: 2.15M rows
+    copied at 10M events, 7-12 s per run, and two fingerprint tables to know what to recompute. A reader
+    now pays the as-of join instead; a filter on event_date reaches the scan of masked.access_events.
+
+    A view is (re)created only when missing or not streamgov's query, so a run on DuckLake writes nothing to
+    the catalog when nothing changed. Returns the views (re)created."""
     unknown = set(purposes) - set(GATED_PURPOSES)
     if unknown:
         raise ValueError(sorted(unknown))
-    key = _gated_key(purposes, [c for c, _ in column_types(con, "masked", "access_events")])
-    incremental = _gated_plan(con, key, purposes, rewritten)
-    scope = _gated_scope(con) if incremental else "true"
-    con.execute(f"create or replace temp table _g_scope as select {'true' if not incremental else 'false'} as everything")
-    # One as-of join per purpose, over that purpose's events, straight into its dataset: one join over every
-    # purpose into a temp table, read back per purpose, took 7.6-7.8 s instead of 6.9-7.5 s at 10M events (2.15M
-    # released, the commit included).
-    gated = f"""
-        select e.* from (select * from masked.access_events e
-                         where {scope} and e.purpose = $purpose and e.user_pseudonym is not null) e
-        asof join consent.consent_state s
-          on s.user_pseudonym = e.user_pseudonym and s.purpose = e.purpose and e.ts >= s.valid_from
-        where s.state = 'granted' and (s.valid_to is null or e.ts < s.valid_to)
-        order by e.ts, e.event_id
-        """
+    created = []
     con.execute("begin transaction")
     try:
         for purpose in purposes:
-            if incremental:
-                con.execute(f"delete from masked.{purpose}_events as e where {scope}")
-                con.execute(f"insert into masked.{purpose}_events {gated}", {"purpose": purpose})
-            else:
-                con.execute(f"create or replace table masked.{purpose}_events as {gated}", {"purpose": purpose})
-        con.execute(f"delete from {GATED_DAYS}")
-        con.execute(f"insert into {GATED_DAYS} select ?, null, null, null union all "
-                    "select 'day', day, n, h from _gfp_days", [key])
-        con.execute(f"delete from {GATED_CONSENT}")
-        con.execute(f"insert into {GATED_CONSENT} select * from _gfp_consent")
+            name = f"{purpose}_events"
+            if _relation_type(con, "masked", name) == "BASE TABLE":
+                con.execute(f"drop table masked.{name}")  # stored by an earlier version
+            elif gated_view_intact(con, purpose):
+                continue
+            con.execute(f"create or replace view masked.{name} as {gated_select(purpose)}")
+            created.append(f"masked.{name}")
+        for legacy in _LEGACY_GATED_TABLES:
+            con.execute(f"drop table if exists {legacy}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    con.execute("drop table if exists _gfp_days; drop table if exists _gfp_consent")
-    return {p: int(con.execute(f"select count(*) from masked.{p}_events").fetchone()[0]) for p in purposes}
+    return created
 
 
-def gated_violations(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES) -> dict[str, tuple[int, int]]:
-    """Per purpose: (rows lacking valid consent, valid events missing) of masked.<purpose>_events, checked
-    with the range join VALID_AT, a formulation independent of the as-of join that built them. After an
-    incremental build (see build_gated), over the events it recomputed: the others were checked when they
-    were computed, and neither they nor their users' consent changed since."""
-    try:
-        everything = con.execute("select everything from _g_scope").fetchone()[0]
-    except duckdb.CatalogException:  # not after build_gated: check everything
-        everything = True
-    scope = "true" if everything else _gated_scope(con)
-    expected = dict(con.execute(
-        f"select e.purpose, count(*) from masked.access_events e where list_contains(?, e.purpose) and "
-        f"e.user_pseudonym is not null and {scope} and {VALID_AT.format(e='e')} group by 1", [list(purposes)]).fetchall())
+def gated_check(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATED_PURPOSES,
+                days: tuple[date, date] | None = None) -> dict[str, dict[str, int | bool]]:
+    """Per purpose, over the events of `days` (every event when None): the dataset's rows, its rows that had no
+    valid consent at their instant or are no released event, and the consented events it misses, found with
+    VALID_AT, a range join independent of the view's as-of join; and whether the view is streamgov's query.
+
+    A run checks the days it loaded. The other days are given by the same query (checked intact every run)
+    over inputs that have their own checks (masked.access_events, consent.consent_state's contract)."""
+    scope = "true" if days is None else \
+        f"e.event_date between date '{days[0].isoformat()}' and date '{days[1].isoformat()}'"
     out = {}
     for purpose in purposes:
-        lacking = con.execute(f"select count(*) from masked.{purpose}_events e "
-                              f"where {scope} and not ({VALID_AT.format(e='e')})").fetchone()[0]
-        present = con.execute(f"select count(*) from masked.{purpose}_events e where {scope}").fetchone()[0]
-        out[purpose] = (int(lacking), int(expected.get(purpose, 0) - present + lacking))
+        rows, lacking, missing = con.execute(
+            f"""select count(g.event_id), count(*) filter (where x.event_id is null),
+                       count(*) filter (where g.event_id is null)
+                from (select e.event_id from masked.{purpose}_events e where {scope}) g
+                full join (select e.event_id from masked.access_events e
+                           where {scope} and e.purpose = ? and e.user_pseudonym is not null
+                             and {VALID_AT.format(e='e')}) x on x.event_id = g.event_id""", [purpose]).fetchone()
+        out[purpose] = {"rows": int(rows), "without_valid_consent": int(lacking), "consented_missing": int(missing),
+                        "definition_intact": gated_view_intact(con, purpose)}
     return out
 
 
