@@ -55,3 +55,22 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
     masked = validate(con, "masked.access_events")
     assert masked.failures == {"user_pseudonym.str_matches": 1, "client_network.str_matches": 1, "purpose.isin": 1}
     assert validate(con, "masked.access_events", days=(date(2026, 10, 29), date(2026, 10, 29))).passed
+
+
+def test_a_column_declared_unique_is_checked(con, tmp_path) -> None:
+    """pandera's ibis backend accepts Field(unique=True) without checking it; validate() checks it, counting
+    the duplicated rows (the values are never reported)."""
+    root = tmp_path / "landing"
+    (root / "access").mkdir(parents=True)
+    lines = [access(f"e{i}", f"2026-10-{29 + i % 2}T10:00:0{i}Z") for i in range(6)]
+    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
+                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
+    masking.build(con, load_policy(), "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
+    assert validate(con, "raw.access_events").passed and validate(con, "masked.access_events").passed
+    # two rows of 29 October take the id of a third (a bug the ingest's duplicate marking would not catch)
+    con.execute("update masked.access_events set event_id = 'e0' where event_id in ('e2', 'e4')")
+    con.execute("update raw.access_events set event_id = 'e1' where event_id = 'e3'")
+    assert validate(con, "masked.access_events").failures == {"event_id.unique": 3}
+    assert validate(con, "masked.access_events", days=(date(2026, 10, 30), date(2026, 10, 30))).passed
+    assert validate(con, "raw.access_events").failures == {"event_id.unique": 2}
