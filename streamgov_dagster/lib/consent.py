@@ -332,15 +332,30 @@ def gated_check(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
     over inputs that have their own checks (masked.access_events, consent.consent_state's contract)."""
     scope = "true" if days is None else \
         f"e.event_date between date '{days[0].isoformat()}' and date '{days[1].isoformat()}'"
+    consented = (f"select e.purpose, e.event_id from masked.access_events e where {scope} and list_contains(?, e.purpose) "
+                 f"and e.user_pseudonym is not null and {VALID_AT.format(e='e')}")
+
+    # Both sides as a count and a sum of 64-bit hashes of the event ids per purpose: equal, the two sets of
+    # events are the same (event ids are unique, a checked column). Only when they differ are the rows joined
+    # to count what lacks consent and what is missing (a full join per purpose always: 5.3-6.5 s instead of
+    # 4.3-4.5 s at 10M events, measured alternating).
+    def sums(sql: str, params: list) -> dict[str, tuple[int, int]]:
+        return {p: (int(n), int(h)) for p, n, h in con.execute(
+            f"select purpose, count(*), sum(hash(event_id)) from ({sql}) group by 1", params).fetchall()}
+
+    views = " union all ".join(f"select '{p}' as purpose, e.event_id from masked.{p}_events e where {scope}"
+                               for p in purposes)
+    got, expected = sums(views, []), sums(consented, [list(purposes)])
     out = {}
     for purpose in purposes:
-        rows, lacking, missing = con.execute(
-            f"""select count(g.event_id), count(*) filter (where x.event_id is null),
-                       count(*) filter (where g.event_id is null)
-                from (select e.event_id from masked.{purpose}_events e where {scope}) g
-                full join (select e.event_id from masked.access_events e
-                           where {scope} and e.purpose = ? and e.user_pseudonym is not null
-                             and {VALID_AT.format(e='e')}) x on x.event_id = g.event_id""", [purpose]).fetchone()
+        rows = got.get(purpose, (0, 0))[0]
+        lacking = missing = 0
+        if got.get(purpose, (0, 0)) != expected.get(purpose, (0, 0)):
+            lacking, missing = con.execute(
+                f"""select count(*) filter (where x.event_id is null), count(*) filter (where g.event_id is null)
+                    from (select e.event_id from masked.{purpose}_events e where {scope}) g
+                    full join (select event_id from ({consented}) where purpose = ?) x on x.event_id = g.event_id""",
+                [list(purposes), purpose]).fetchone()
         out[purpose] = {"rows": int(rows), "without_valid_consent": int(lacking), "consented_missing": int(missing),
                         "definition_intact": gated_view_intact(con, purpose)}
     return out
