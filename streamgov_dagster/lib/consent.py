@@ -348,9 +348,9 @@ def gated_check(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
     got, expected = sums(views, []), sums(consented, [list(purposes)])
     out = {}
     for purpose in purposes:
-        rows = got.get(purpose, (0, 0))[0]
+        rows, _ = side = got.get(purpose, (0, 0))
         lacking = missing = 0
-        if got.get(purpose, (0, 0)) != expected.get(purpose, (0, 0)):
+        if side != expected.get(purpose, (0, 0)):
             lacking, missing = con.execute(
                 f"""select count(*) filter (where x.event_id is null), count(*) filter (where g.event_id is null)
                     from (select e.event_id from masked.{purpose}_events e where {scope}) g

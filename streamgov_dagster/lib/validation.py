@@ -73,7 +73,7 @@ def _describe(err: pandera.errors.SchemaError) -> str:
 def validate(con: duckdb.DuckDBPyConnection, table: str, model_key: str | None = None,
              days: tuple[date, date] | None = None) -> ValidationResult:
     """Validate a table, or (days) only its rows of those event days."""
-    schema_ = schema_of(MODELS[model_key or table])
+    checked = schema_of(MODELS[model_key or table])
     schema, name = table.split(".", 1)
     backend = ibis.duckdb.from_connection(con)
     expr = backend.table(name, database=schema)
@@ -87,7 +87,7 @@ def validate(con: duckdb.DuckDBPyConnection, table: str, model_key: str | None =
         # pandera's ibis backend reports null and isin failures on an empty table; nothing to check.
         return result
     try:
-        schema_.validate(expr, lazy=True)
+        checked.validate(expr, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         for err in exc.schema_errors:
             cases = getattr(err, "failure_cases", None)
