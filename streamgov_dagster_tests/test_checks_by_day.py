@@ -55,6 +55,12 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
     masked = validate(con, "masked.access_events")
     assert masked.failures == {"user_pseudonym.str_matches": 1, "client_network.str_matches": 1, "purpose.isin": 1}
     assert validate(con, "masked.access_events", days=(date(2026, 10, 29), date(2026, 10, 29))).passed
+    # the formats are matched over the distinct values first; a failure still counts the rows (one value, two rows)
+    con.execute("update masked.access_events set user_pseudonym = 'not-a-pseudonym' where event_id = 'a1'")
+    assert validate(con, "masked.access_events").failures["user_pseudonym.str_matches"] == 2
+    # the raw contract's purposes, checked in one scan as well
+    con.execute("update raw.access_events set purpose = 'resale' where event_id = 'b1'")
+    assert validate(con, "raw.access_events", days=(date(2026, 10, 30), date(2026, 10, 30))).failures == {"purpose.isin": 1}
 
 
 def test_a_column_declared_unique_is_checked(con, tmp_path) -> None:

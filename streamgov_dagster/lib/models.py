@@ -29,23 +29,36 @@ def _whole(pattern: str) -> str:
     return pattern[1:-1]
 
 
+def _matches(data, pattern: str):
+    """The column's values all match `pattern` (HEX64 or NETWORK; nulls pass). First over its distinct values:
+    a pseudonym is repeated on every row of its person or device, and a distinct then a match costs a third of
+    a match per row (0.22 s instead of 0.65 s per 10M user pseudonyms; the same for the per-session ones, which
+    barely repeat). Only when one does not match, the check per row, whose failures are the rows.
+
+    The match is DuckDB's regexp_full_match of the unanchored pattern: 2.2x faster than an anchored
+    regexp_matches (re_search) on 64-character values. pandera's built-in str_matches returns a table that
+    its ibis backend joins back to the data (POSITIONAL JOIN), a second scan that made the check 3.3x slower."""
+    column = data.table[data.key]
+    values = data.table.select(v=column).distinct()
+    if regexp_full_match(values.v, _whole(pattern)).all().execute() is not False:  # None: no value but nulls
+        return True
+    return regexp_full_match(column, _whole(pattern))
+
+
 def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.DataFrameModel]:
     """A base for a masked dataset's model: its pseudonym columns match HEX64 and its network column NETWORK
-    (nulls pass), each checked as one boolean column over the table. pandera's built-in str_matches returns
-    a table that its ibis backend joins back to the data (POSITIONAL JOIN), a second scan that made the
-    check 3.3x slower (4 s instead of 1.2 s per 10M pseudonyms). The match is DuckDB's regexp_full_match of
-    the unanchored pattern: 2.2x faster than an anchored regexp_matches (re_search) on 64-character values."""
+    (nulls pass), see _matches."""
 
     class ReleasedFormats(pa.DataFrameModel):
         @pa.check(*pseudonyms, name="str_matches")
         @classmethod
         def _pseudonyms(cls, data):
-            return regexp_full_match(data.table[data.key], _whole(HEX64))
+            return _matches(data, HEX64)
 
         @pa.check(network, name="str_matches")
         @classmethod
         def _network(cls, data):
-            return regexp_full_match(data.table[data.key], _whole(NETWORK))
+            return _matches(data, NETWORK)
 
     return ReleasedFormats
 
@@ -62,8 +75,14 @@ class RawAccessEvents(pa.DataFrameModel):
     action: str = pa.Field(isin=list(ACCESS_ACTIONS))
     status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
     bytes: int = pa.Field(nullable=True, ge=0)
-    purpose: str = pa.Field(nullable=True, isin=list(PURPOSES))
+    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _purpose
     event_date: dt.date = pa.Field(nullable=False)
+
+    @pa.check("purpose", name="isin")
+    @classmethod
+    def _purpose(cls, data):
+        # one scan: the built-in isin's output is joined back to the data (0.71 s instead of 0.28 s per 10M)
+        return data.table[data.key].isin(list(PURPOSES))
 
     class Config:
         strict = False

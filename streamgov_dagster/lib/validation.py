@@ -12,10 +12,16 @@ from functools import cache
 
 import duckdb
 import ibis
+import ibis.expr.datatypes as idt
 import pandera.errors
 import pandera.ibis as pa_ibis
 
 from .models import MODELS
+
+
+@ibis.udf.scalar.builtin(name="hash")
+def _hash(value) -> idt.uint64:  # DuckDB's hash(); ibis's own hash() casts it to a bit string and back
+    ...
 
 
 def _unique(data) -> bool | ibis.expr.types.BooleanColumn:
@@ -24,7 +30,7 @@ def _unique(data) -> bool | ibis.expr.types.BooleanColumn:
     hash collision, so then each row is checked exactly against the values counted more than once (a second
     scan, only when something looks wrong) and the duplicated rows are the failure cases."""
     column = data.table[data.key]
-    row = data.table.aggregate(n=column.count(), h=column.hash().nunique()).execute()
+    row = data.table.aggregate(n=column.count(), h=_hash(column).nunique()).execute()
     if int(row["n"].iloc[0]) == int(row["h"].iloc[0]):
         return True
     counts = data.table.group_by(data.key).aggregate(_n=column.count())
