@@ -88,8 +88,10 @@ def forget(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("create or replace temp table _ix_drop (tbl varchar, col varchar, event_date date, h ubigint)")
     for table, in con.execute("select distinct tbl from _ix_erased order by 1").fetchall():
         cols = [c for c, in con.execute("select distinct col from _ix_erased where tbl = ? order by 1", [table]).fetchall()]
-        days = ", ".join(f"date '{d}'" for d, in con.execute(
-            "select distinct event_date from _ix_erased where tbl = ? order by 1", [table]).fetchall())
+        # the span of the erased rows' days: the join on event_date below keeps their days alone, and a range
+        # prunes the scan where a list of days is a filter on every row (0.58 -> 0.38 s per erasure at 10M events)
+        first, last = con.execute("select min(event_date), max(event_date) from _ix_erased where tbl = ?",
+                                  [table]).fetchone()
         _day_counts(con, table, "_ix_counts")
         for col in cols:
             values = [v for v, in con.execute("select distinct v from _ix_erased where tbl = ? and col = ? and v is not null",
@@ -99,7 +101,7 @@ def forget(con: duckdb.DuckDBPyConnection) -> int:
                 # scan itself (0.05-0.15 s per column at 10M events; a subquery joined 0.7 s for all columns)
                 listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
                 con.execute(f"create or replace temp table _ix_still as select distinct event_date, {col}::varchar as v "
-                            f"from {table} where event_date in ({days}) and {col}::varchar in ({listed})")
+                            f"from {table} where event_date between ? and ? and {col}::varchar in ({listed})", [first, last])
                 con.execute("insert into _ix_drop select distinct e.tbl, e.col, e.event_date, e.h from _ix_erased e "
                             "where e.tbl = ? and e.col = ? and e.h is not null and not exists (select 1 from _ix_still s "
                             "where s.event_date = e.event_date and s.v = e.v)", [table, col])

@@ -148,9 +148,10 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
             # one value per row: the rows are probed directly (a distinct over them costs 6x as much)
             n = con.execute(f"select count(*) from {table} t where hash(t.{column}) in (select h from _raw_ids)").fetchone()[0]
         else:
-            # the distinct values first (a pseudonym column has one per person, most columns a handful)
-            n = con.execute(f"select count(*) from (select distinct {column} as v from {table} t where {column} is not null) "
-                            "where hash(v) in (select h from _raw_ids)").fetchone()[0]
+            # the distinct values first (a pseudonym column has one per person, most columns a handful), as
+            # hashes: a distinct over numbers (user pseudonyms at 10M events: 0.17 s; over the strings 0.26 s)
+            n = con.execute(f"select count(*) from (select distinct hash({column}) as h from {table} t "
+                            f"where {column} is not null) where h in (select h from _raw_ids)").fetchone()[0]
         if n:
             # the rows, counted on the values themselves: a hash collision is no leak
             raw_identifier_values(con, columns, min_length=0)
