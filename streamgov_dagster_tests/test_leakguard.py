@@ -57,6 +57,31 @@ def test_row_id_columns_are_scanned_without_a_distinct_and_count_the_same(con) -
         assert _scan_values(con, sql, kinds, distinct=False) == expected
 
 
+def test_report_files_are_scanned_in_duckdb_as_scan_text_reads_them(con, tmp_path) -> None:
+    """A report file's words are split in DuckDB (leakguard.scan_files_in_warehouse): a raw id alone, before a
+    full stop or a colon, next to non-ASCII letters, is found as scan_text finds it; a longer word holding it
+    is not that id; patterns and card numbers are counted per line, values never returned."""
+    from streamgov_dagster.lib.leakguard import scan_files_in_warehouse
+
+    con.execute("create schema if not exists raw")
+    con.execute("create table raw.access_events (user_id varchar, session_id varchar, device_id varchar, email varchar, "
+                "auth_token_id varchar, client_ip varchar, event_date date)")
+    con.execute("insert into raw.access_events values (?, 's-000001', 'd-000001', ?, 't-000001', '198.51.100.7', "
+                "date '2026-10-29')", [CANARY_USER, CANARY_EMAIL])
+    lines = [f"user {CANARY_USER}.", f"Grüße {CANARY_USER}: ok", f"x{CANARY_USER}y is another word",
+             f"mail {CANARY_EMAIL}", f"card {CANARY_CARD}", "clean line, 203.0.113.0/24", "s-000001"]
+    text = "\n".join(lines) + "\n"
+    report = tmp_path / "report.md"
+    report.write_text(text, encoding="utf-8")
+    ids = {CANARY_USER, CANARY_EMAIL, "s-000001", "d-000001", "t-000001", "198.51.100.7"}
+    expected = scan_text(text, ids)
+    # distinct words: the id with its full stop, with its colon, the email, the session id
+    assert expected == {"raw_identifier": 4, "email": 1, "card_number": 1}
+    assert scan_files_in_warehouse(con, [report]) == {f"report.md:{k}": n for k, n in expected.items()}
+    report.write_text("nothing personal here: 2026-10-29, 42 events\n", encoding="utf-8")
+    assert scan_files_in_warehouse(con, [report]) == {}
+
+
 def test_ip_networks(con) -> None:
     """IPv4 to /24 (in SQL), IPv6 to /48 (Python's ipaddress), IPv4-mapped IPv6 as IPv4; not an address: null."""
     cases = {"203.0.113.77": "203.0.113.0/24", "2001:db8:42:1::5": "2001:db8:42::/48", " 2001:DB8::1 ": "2001:db8::/48",

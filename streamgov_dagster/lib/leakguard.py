@@ -203,10 +203,14 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -
         con.execute("create or replace temp table _flines as select line from read_csv(?, columns={'line': 'VARCHAR'}, "
                     "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
                     "ignore_errors=true) where line is not null", [str(path)])
-        con.execute("create or replace temp table _ftokens as select distinct unnest(regexp_extract_all(line, ?)) as t "
-                    "from _flines", [TOKEN_SQL])
-        words = "select t from _ftokens union select trim(t, '.:') from _ftokens"
-        exact = con.execute(f"select count(*) from ({words}) where hash(t) in (select h from _raw_ids)").fetchone()[0]
+        # the words: maximal runs of word characters, 4 or more (what TOKEN finds; a split on the other
+        # characters is 20 % faster than extracting the matches)
+        con.execute("create or replace temp table _ftokens as select distinct t from (select unnest(string_split_regex("
+                    "line, ?)) as t from _flines) where length(t) >= 4", [NOT_TOKEN_SQL])
+        # a word, or the word without its trailing dots and colons, among the raw identifiers' hashes; a union
+        # without a distinct (half the time): any hit is counted again exactly below
+        words = "select hash(t) as h from _ftokens union all select hash(trim(t, '.:')) from _ftokens where trim(t, '.:') <> t"
+        exact = con.execute(f"select count(*) from ({words}) where h in (select h from _raw_ids)").fetchone()[0]
         if exact:  # confirmed on the values: a hash collision is no leak
             raw_identifier_values(con)
             exact = con.execute("select count(*) from _ftokens where t in (select v from _raw_id_values) "
@@ -224,8 +228,8 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -
 
 
 TOKEN = r"[\w.@:+%-]{4,}"
-# The same words for DuckDB's regular expressions (RE2), whose \w is ASCII only.
-TOKEN_SQL = r"[\pL\pN_.@:+%-]{4,}"
+# What separates the same words in DuckDB's regular expressions (RE2, whose \w is ASCII only).
+NOT_TOKEN_SQL = r"[^\pL\pN_.@:+%-]+"
 CARD_IN_TEXT = r"(?<![0-9a-f])[0-9]{13,19}(?![0-9a-f])"
 
 
