@@ -80,3 +80,42 @@ def test_a_column_declared_unique_is_checked(con, tmp_path) -> None:
     assert validate(con, "masked.access_events").failures == {"event_id.unique": 3}
     assert validate(con, "masked.access_events", days=(date(2026, 10, 30), date(2026, 10, 30))).passed
     assert validate(con, "raw.access_events").failures == {"event_id.unique": 2}
+
+
+def test_the_leak_scan_skips_only_the_pseudonyms_a_masked_check_verified(con, tmp_path) -> None:
+    """leakguard.scan_tables(verified=...): the pseudonym columns of the days a masked check of the same run
+    passed are not read again; every other day, column and table still is, and without `verified` a planted
+    raw id is found wherever it is."""
+    from streamgov_dagster.lib import leakguard
+    from streamgov_dagster.lib.models import PSEUDONYM_COLUMNS
+
+    root = tmp_path / "landing"
+    (root / "access").mkdir(parents=True)
+    lines = [access("a1", "2026-10-29T10:00:00Z", user_id="u-one"), access("b1", "2026-10-30T10:00:00Z", user_id="u-two")]
+    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
+                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
+    policy = load_policy()
+    masking.build(con, policy, "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
+    assert leakguard.scan_tables(con, set()) == {}
+    # a raw id in a pseudonym column on 10-29 and in another column on 10-30
+    con.execute("update masked.access_events set session_pseudonym = 'u-one' where event_id = 'a1'")
+    con.execute("update masked.access_events set content_id = 'u-two' where event_id = 'b1'")
+    found = {"masked.access_events.session_pseudonym:raw_identifier": 1, "masked.access_events.content_id:raw_identifier": 1}
+    assert leakguard.scan_tables(con, set()) == found
+    pseudonyms = frozenset(PSEUDONYM_COLUMNS["masked.access_events"])
+    # the masked check would have failed on 10-29 (a value that is no pseudonym, and a raw id): it vouches
+    # for 10-30 only, so 10-29's pseudonyms are read, and so is every other column
+    assert leakguard.scan_tables(con, set(), verified={"masked.access_events": (pseudonyms, (date(2026, 10, 30),) * 2)}) == found
+    assert leakguard.scan_tables(con, set(), (date(2026, 10, 29), date(2026, 10, 29)),
+                                 {"masked.access_events": (pseudonyms, (date(2026, 10, 30),) * 2)}) \
+        == {"masked.access_events.session_pseudonym:raw_identifier": 1}
+    # what a check vouches for is not read again: all days, or the run's days of a run of some days
+    assert leakguard.scan_tables(con, set(), verified={"masked.access_events": (pseudonyms, None)}) \
+        == {"masked.access_events.content_id:raw_identifier": 1}
+    assert leakguard.scan_tables(con, set(), (date(2026, 10, 29), date(2026, 10, 29)),
+                                 {"masked.access_events": (pseudonyms, (date(2026, 10, 29), date(2026, 10, 30)))}) == {}
+    # and the masked check itself finds both, with the leak scan's identifiers among its own
+    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["session_pseudonym", "content_id"]) \
+        == {"session_pseudonym": 1, "content_id": 1}
+    assert validate(con, "masked.access_events").failures == {"session_pseudonym.str_matches": 1}

@@ -228,10 +228,13 @@ def test_a_run_of_some_days_scans_those_days_and_a_full_scan_comes_weekly(env) -
                                                  access("e2", "2026-10-30T10:00:00Z", content_id="c-2")])
     instance = dg.DagsterInstance.ephemeral()
 
+    verified: list[str] = []
+
     def run(day: str) -> tuple[bool, str, bool]:
         result = run_pipeline(day, "2026-10-30", instance)
         scan = [e for e in result.get_asset_materialization_events()
                 if e.asset_key == dg.AssetKey(["governance", "pii_leak_scan"])][-1].materialization.metadata
+        verified.append(scan["verified_by_masked_checks"].value)
         clean = {e.event_specific_data.check_name: e.event_specific_data.passed for e in result.all_events
                  if e.event_type_value == "ASSET_CHECK_EVALUATION"}["pii_leak_scan_clean"]
         return result.success, scan["scope"].value, clean
@@ -244,6 +247,9 @@ def test_a_run_of_some_days_scans_those_days_and_a_full_scan_comes_weekly(env) -
             con.close()
 
     assert run("2026-10-29") == (True, "full", True)  # no full scan yet
+    # the masked checks of the run passed: the pseudonyms of the rows they read are not read again
+    assert verified[-1] == ("masked.access_events: 4 pseudonym columns, days 2026-10-29..2026-10-30; "
+                            "masked.audit_events: 2 pseudonym columns, days 2026-10-29..2026-10-30")
     # a released value of 10-29 becomes an email address (as a faulty transformation would make it)
     sql("update masked.access_events set content_id = ? where event_date = '2026-10-29'", [CANARY_EMAIL])
     success, scope, clean = run("2026-10-30")  # the run of 10-30 scans that day of the masked datasets

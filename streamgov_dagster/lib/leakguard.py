@@ -153,11 +153,18 @@ def day_partitioned_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
-                days: tuple[date, date] | None = None) -> dict[str, int]:
+                days: tuple[date, date] | None = None,
+                verified: dict[str, tuple[frozenset[str], tuple[date, date] | None]] | None = None) -> dict[str, int]:
     """Hits per 'table.column:kind' over the published zones (empty dict = clean).
 
     With `days`, the day-partitioned tables (day_partitioned_tables) are scanned over those days only,
     every other table whole; the raw identifiers are always those of the whole raw zone.
+
+    `verified`: per masked table, pseudonym columns and the days (None: every row) that a masked dataset's
+    check of the same run has just passed: every value a 64-character hex string (the model's HEX64) and
+    none a raw identifier of any length (masking.leaked_identifiers, over these raw columns and more).
+    Those rows are not read again: no pattern can match such a value (no '@', '.', ':' or '+', and a hex
+    string is not a card-number candidate), and the raw identifiers were looked for.
 
     Columns of the same name are scanned together (masked.access_events and masked.audit_events share
     some): the distinct values of all of them at once, and only a group with a hit is scanned again
@@ -170,18 +177,28 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
         network = f"{table}.{column}" in network_columns
         groups.setdefault((column, is_list, network), []).append(table)
 
-    def values(table: str, column: str, is_list: bool) -> str:
-        rows = table
+    verified = verified or {}
+
+    def values(table: str, column: str, is_list: bool) -> str | None:
+        """The query of the column's values to scan; None when there are none (verified)."""
+        where = []
         if table in by_day:
-            rows = f"(select * from {table} where event_date between date '{days[0].isoformat()}' " \
-                   f"and date '{days[1].isoformat()}')"
+            where.append(f"event_date between date '{days[0].isoformat()}' and date '{days[1].isoformat()}'")
+        cols, checked = verified.get(table, (frozenset(), None))
+        if column in cols:
+            if checked is None or (table in by_day and checked[0] <= days[0] and days[1] <= checked[1]):
+                return None
+            where.append(f"event_date not between date '{checked[0].isoformat()}' and date '{checked[1].isoformat()}'")
+        rows = f"(select * from {table} where {' and '.join(where)})" if where else table
         return f"select unnest({column}) as v from {rows}" if is_list else f"select {column} as v from {rows}"
 
     hits: dict[str, int] = {}
-    for (column, is_list, network), tables in groups.items():
+    for (column, is_list, network), all_tables in groups.items():
         kinds = [k for k in PATTERNS if not (network and k.startswith("ipv"))]
         distinct = column not in ROW_IDS
-        if not _scan_values(con, " union all ".join(values(t, column, is_list) for t in tables), kinds, distinct):
+        tables = [t for t in all_tables if values(t, column, is_list) is not None]
+        if not tables or not _scan_values(con, " union all ".join(values(t, column, is_list) for t in tables),
+                                          kinds, distinct):
             continue
         for table in tables:
             for kind, n in _scan_values(con, values(table, column, is_list), kinds, distinct).items():

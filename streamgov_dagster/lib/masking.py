@@ -133,10 +133,13 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     source (exact match).
 
     The raw identifiers are every value of the raw columns the masking policy does not keep
-    (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events. They are
-    matched by 64-bit hash (the identifier index), and a column with a match is counted again on the values.
+    (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events, and of
+    those the leak scan looks for (leakguard.RAW_ID_COLUMNS), whatever their length: what this check
+    finds covers what the leak scan would find in those rows (see leakguard.scan_tables, `verified`).
+    They are matched by 64-bit hash (the identifier index), and a column with a match is counted again on
+    the values.
     """
-    columns = policy_identifier_columns(policy)
+    columns = indexed_identifier_columns(policy)
     raw_identifiers(con, columns, min_length=0)
     table_name = table
     if days is not None:

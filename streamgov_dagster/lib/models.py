@@ -190,8 +190,14 @@ class Violations(pa.DataFrameModel):
         strict = False
 
 
-class MaskedAccessEvents(_released_formats(("user_pseudonym", "session_pseudonym", "device_pseudonym",
-                                             "token_pseudonym"), "client_network")):
+# The pseudonym columns of the masked datasets, whose every value the models check to be HEX64.
+PSEUDONYM_COLUMNS = {
+    "masked.access_events": ("user_pseudonym", "session_pseudonym", "device_pseudonym", "token_pseudonym"),
+    "masked.audit_events": ("actor_pseudonym", "subject_pseudonym"),
+}
+
+
+class MaskedAccessEvents(_released_formats(PSEUDONYM_COLUMNS["masked.access_events"], "client_network")):
     event_id: str = pa.Field(nullable=False, unique=True)
     ts: TS = pa.Field(nullable=False)
     event_date: dt.date = pa.Field(nullable=False)
@@ -221,7 +227,7 @@ class MaskedAccessEvents(_released_formats(("user_pseudonym", "session_pseudonym
         strict = True
 
 
-class MaskedAuditEvents(_released_formats(("actor_pseudonym", "subject_pseudonym"), "source_network")):
+class MaskedAuditEvents(_released_formats(PSEUDONYM_COLUMNS["masked.audit_events"], "source_network")):
     audit_id: str = pa.Field(nullable=False, unique=True)
     ts: TS = pa.Field(nullable=False)
     event_date: dt.date = pa.Field(nullable=False)

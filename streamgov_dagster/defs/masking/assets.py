@@ -1,5 +1,7 @@
 """Masked layer: event-level datasets released for analytics, built from the masking policy."""
 
+from datetime import date
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -7,6 +9,7 @@ from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_meta
 from streamgov_dagster.defs.partitions import daily_partitions, day_range, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import masking
+from streamgov_dagster.lib.models import PSEUDONYM_COLUMNS
 from streamgov_dagster.lib.warehouse import column_types
 
 
@@ -55,6 +58,25 @@ def masked_audit_events(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     return _build(context, duckdb, governance, "audit_events")
 
 
+# (asset, check) -> the table it checks
+CHECKED_DATASETS = {("masked/access_events", "masked_access_events_no_raw_identifiers"): "masked.access_events",
+                    ("masked/audit_events", "masked_audit_events_no_raw_identifiers"): "masked.audit_events"}
+# The check's metadata key naming the days it read ("all" or "first..last"): governance/pii_leak_scan does
+# not read those rows' pseudonyms again when the check passed in its run (leakguard.scan_tables, verified).
+DAYS_CHECKED = "days_checked"
+
+
+def days_text(days: tuple[date, date] | None) -> str:
+    return "all" if days is None else f"{days[0].isoformat()}..{days[1].isoformat()}"
+
+
+def days_of(text: str) -> tuple[date, date] | None:
+    if text == "all":
+        return None
+    first, last = text.split("..")
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
 def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):
     @dg.asset_check(asset=asset_key, name=name, blocking=True, pool=POOL,
                     description=f"masked.{dataset} conforms to its model and holds no raw identifier from the raw zone "
@@ -72,11 +94,26 @@ def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):
         total = sum(leaks.values())
         return dg.AssetCheckResult(
             passed=result.passed and total == 0,
-            metadata={**result.metadata, "raw_identifier_hits": total,
+            metadata={**result.metadata, "raw_identifier_hits": total, DAYS_CHECKED: days_text(days),
                       **{f"hits/{c}": n for c, n in leaks.items() if n}},
         )
 
     return _check
+
+
+def verified_in_run(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[frozenset[str], tuple[date, date] | None]]:
+    """The masked datasets whose check (above) passed in this run, as its latest evaluation: their pseudonym
+    columns and the days it read (None: all). A check that failed, or has not run yet, vouches for nothing."""
+    out: dict[str, tuple[frozenset[str], tuple[date, date] | None]] = {}
+    for rec in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records:
+        evaluation = rec.event_log_entry.dagster_event.event_specific_data
+        dataset = CHECKED_DATASETS.get((evaluation.asset_key.to_user_string(), evaluation.check_name))
+        if dataset is None:
+            continue
+        out.pop(dataset, None)
+        if evaluation.passed and DAYS_CHECKED in evaluation.metadata:
+            out[dataset] = (frozenset(PSEUDONYM_COLUMNS[dataset]), days_of(evaluation.metadata[DAYS_CHECKED].value))
+    return out
 
 
 masked_access_events_no_raw_identifiers = _no_raw_identifiers(

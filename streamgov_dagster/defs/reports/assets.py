@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
+from streamgov_dagster.defs.masking.assets import days_text, verified_in_run
 from streamgov_dagster.defs.partitions import run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import leakguard, quality, reports
@@ -81,7 +82,10 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
             if table_exists(con, "governance", "pii_leak_scan") else 1
         full = days is None or previous_hits > 0 or last_full is None or \
             last_full < datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=leakguard.FULL_SCAN_EVERY_DAYS)
-        hits = leakguard.scan_tables(con, networks, None if full else days)
+        # the pseudonyms of the masked rows this run's blocking masked checks have just verified are not read
+        # again (leakguard.scan_tables, verified)
+        verified = verified_in_run(context.instance, context.run.run_id)
+        hits = leakguard.scan_tables(con, networks, None if full else days, verified)
         con.execute("create or replace table governance.pii_leak_scan (location varchar, kind varchar, hits bigint, "
                     "scanned_at timestamp)")
         if hits:
@@ -94,6 +98,8 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     scope = "full" if full else f"days {days[0]}..{days[1]} of the masked datasets, every row of the other tables"
     return dg.MaterializeResult(
         metadata={"columns_scanned": int(scanned), "scope": scope, "hits": sum(hits.values()),
+                  "verified_by_masked_checks": "; ".join(f"{t}: {len(c)} pseudonym columns, days {days_text(d)}"
+                                                         for t, (c, d) in sorted(verified.items())) or "none",
                   **{f"hits/{k}": v for k, v in hits.items()}},
         check_results=[dg.AssetCheckResult(check_name="pii_leak_scan_clean", passed=not hits,
                                            metadata={"hits": sum(hits.values()), "locations": len(hits)})],
