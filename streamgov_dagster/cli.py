@@ -352,7 +352,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cache = Path(args.cache).resolve()
     if args.history_days:
         return history(args.history_days, args.events_per_day, args.seed, cache)
-    return bench(args.events, args.seed, cache, args.format_lines)
+    return bench(args.events, args.seed, cache, args.format_lines, args.repeat)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--history-days", type=int, help="instead: the cost of adding one day to this many days of "
                        "history, against processing that day alone")
     bench.add_argument("--events-per-day", type=int, default=300_000, help="day size of --history-days")
+    bench.add_argument("--repeat", type=int, default=1, help="run the pipeline and the same-work baseline this many "
+                       "times in turn, and compare the fastest of each (the machine is noisy)")
     bench.set_defaults(func=cmd_bench)
     return parser
 
