@@ -188,3 +188,32 @@ def test_gated_datasets_are_views_that_follow_their_inputs_and_a_tampered_one_is
     assert consent.intact_gated_views(con) == {f"masked.{p}_events" for p in consent.GATED_PURPOSES}
     assert consent.gated_check(con) == expected
     con.close()
+
+
+def test_the_chain_check_names_the_first_broken_entry_and_why(con) -> None:
+    """consentlog.verify checks every entry against its stored predecessor in one query: a gap, an edited
+    payload, a prev_hash or a row_hash that does not match, each at the first entry it breaks."""
+    from streamgov_dagster.lib import consentlog
+
+    con.execute("create schema if not exists consent")
+    con.execute("create table consent.consent_state as select 'p' || (i % 7) as user_pseudonym, "
+                "['analytics', 'advertising'][1 + i % 2] as purpose, 'granted' as state, "
+                "timestamp '2026-10-01' + to_minutes(i) as valid_from, null::timestamp as valid_to, 'app' as source, "
+                "'EU' as jurisdiction, 'v1' as notice_version, 'user' as decided_by from range(40) t(i)")
+    assert consentlog.append_changes(con, "k") == 40
+    assert consentlog.verify(con) == consentlog.ChainReport(40, None, None)
+    con.execute("create table _copy as select * from consent.consent_log")
+    cases = [
+        ("delete from consent.consent_log where seq = 9", 10, "sequence gap: expected entry 9, found 10"),
+        ("update consent.consent_log set purpose = 'x' where seq = 12", 12, "payload does not match"),
+        ("update consent.consent_log set prev_hash = repeat('0', 64) where seq = 20", 20, "prev_hash does not match"),
+        ("update consent.consent_log set row_hash = repeat('f', 64) where seq = 40", 40, "row_hash does not match"),
+        # an erased entry keeps its payload hash: the chain still verifies
+        ("update consent.consent_log set user_pseudonym = null, erased = true where seq = 3", None, None),
+    ]
+    for tamper, seq, problem in cases:
+        con.execute("delete from consent.consent_log; insert into consent.consent_log select * from _copy")
+        con.execute(tamper)
+        report = consentlog.verify(con)
+        assert report.first_broken_seq == seq and (problem is None) == (report.problem is None), tamper
+        assert problem is None or report.problem.startswith(problem), (tamper, report.problem)

@@ -92,20 +92,31 @@ class ChainReport:
 
 
 def verify(con: duckdb.DuckDBPyConnection) -> ChainReport:
-    """Recompute every payload hash and the chain; report the first broken entry."""
-    rows = con.execute(
-        f"select seq, erased, payload_hash, case when erased then payload_hash else sha256({PAYLOAD_JSON}) end, "
-        "prev_hash, row_hash from consent.consent_log order by seq"
-    ).fetchall()
-    prev = GENESIS
-    for expected_seq, (seq, _erased, payload_hash, recomputed, prev_hash, row_hash) in enumerate(rows, start=1):
-        if seq != expected_seq:
-            return ChainReport(len(rows), seq, f"sequence gap: expected entry {expected_seq}, found {seq}")
-        if recomputed != payload_hash:
-            return ChainReport(len(rows), seq, "payload does not match its payload_hash (entry edited)")
-        if prev_hash != prev:
-            return ChainReport(len(rows), seq, "prev_hash does not match the previous entry (deleted or reordered)")
-        if chain_hash(seq, payload_hash, prev_hash) != row_hash:
-            return ChainReport(len(rows), seq, "row_hash does not match (hash edited)")
-        prev = row_hash
-    return ChainReport(len(rows), None, None)
+    """Recompute every payload hash and the chain; report the first broken entry. One query: each entry is
+    checked against its stored predecessor, so the chain is verified in parallel, in DuckDB (the log grows
+    with every consent change: 250k entries, 0.5 s in a Python loop)."""
+    entries = con.execute("select count(*) from consent.consent_log").fetchone()[0]
+    row = con.execute(
+        f"""
+        with l as (
+            select seq, row_number() over (order by seq) as expected_seq, payload_hash,
+                   case when erased then payload_hash else sha256({PAYLOAD_JSON}) end as recomputed,
+                   prev_hash, row_hash, coalesce(lag(row_hash) over (order by seq), ?) as prev
+            from consent.consent_log)
+        select seq, expected_seq,
+               case when seq is distinct from expected_seq then 'gap'
+                    when recomputed is distinct from payload_hash then 'payload'
+                    when prev_hash is distinct from prev then 'prev'
+                    when sha256(seq::varchar || '|' || payload_hash || '|' || prev_hash) is distinct from row_hash
+                    then 'row' end as problem
+        from l where problem is not null order by expected_seq limit 1
+        """, [GENESIS]).fetchone()
+    if row is None:
+        return ChainReport(entries, None, None)
+    seq, expected_seq, problem = row
+    return ChainReport(entries, seq, {
+        "gap": f"sequence gap: expected entry {expected_seq}, found {seq}",
+        "payload": "payload does not match its payload_hash (entry edited)",
+        "prev": "prev_hash does not match the previous entry (deleted or reordered)",
+        "row": "row_hash does not match (hash edited)",
+    }[problem])
