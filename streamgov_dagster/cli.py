@@ -119,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from streamgov_dagster.definitions import defs
     from streamgov_dagster.defs.alerting.sensors import failed_checks
+    from streamgov_dagster.defs.resources import WarehouseResource, held_open
+    from streamgov_dagster.lib.warehouse import STORAGE_CONFIG
 
     first, last = (date.fromisoformat(args.start), date.fromisoformat(args.end)) if span is None \
         else _clamp(span.result())
@@ -130,9 +132,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = defs().resolve_job_def("governance_job")
     # The full event stream is in the Dagster instance (`make ui`); the console shows warnings only.
     level = "INFO" if args.verbose else "WARNING"
-    result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                    run_config={"loggers": {"console": {"config": {"log_level": level}}}},
-                                    tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()})
+    # the warehouse file stays open between the steps (held_open); the steps' resource is configured the same
+    db = WarehouseResource(database=str(settings.duckdb_path), backend=settings.warehouse,
+                           ducklake_catalog=settings.ducklake_catalog, ducklake_data_path=settings.ducklake_data_path,
+                           connection_config=dict(STORAGE_CONFIG))
+    with held_open(db):
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+                                        tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()})
     checks = failed_checks(instance, result.run_id)
     for c in checks:
         print(f"check failed [{c['severity']}]: {c['asset']} {c['check']}", file=sys.stderr)

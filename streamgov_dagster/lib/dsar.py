@@ -562,9 +562,11 @@ def compact(db_path: Path) -> str | None:
     import subprocess
     import sys
 
+    from .warehouse import DEFAULT_MEMORY_LIMIT, STORAGE_CONFIG, release
+
+    release(db_path)  # a run holding the file open (streamgov run) lets it go: the swapped-in file is new
     tmp = db_path.with_name(db_path.name + ".compact")
     tmp.unlink(missing_ok=True)
-    from .warehouse import DEFAULT_MEMORY_LIMIT, STORAGE_CONFIG
 
     limit = os.environ.get("STREAMGOV_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
     done = subprocess.run([sys.executable, "-c", COMPACT_SCRIPT, str(db_path), str(tmp), limit,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -90,6 +91,24 @@ def is_write_conflict(exc: BaseException) -> bool:
 
 
 DEFAULT_MEMORY_LIMIT = "4GB"
+
+# DuckDB files this process holds open for a whole run (defs.resources.held_open): absolute path -> the
+# connection that keeps the database instance alive between the steps' own connections.
+_HELD: dict[str, duckdb.DuckDBPyConnection] = {}
+
+
+def hold(path: str | Path, con: duckdb.DuckDBPyConnection) -> None:
+    _HELD[str(Path(path).resolve())] = con
+
+
+def release(path: str | Path) -> bool:
+    """Close the connection holding the DuckDB file open, if this process holds it (held_open): before another
+    process must lock the file (the erasure compaction). The steps after it open and close the file each."""
+    con = _HELD.pop(str(Path(path).resolve()), None)
+    if con is None:
+        return False
+    con.close()
+    return True
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
