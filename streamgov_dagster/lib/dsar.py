@@ -202,11 +202,12 @@ def suppress_parsed(con: duckdb.DuckDBPyConnection, access: bool) -> int:
 
 # ------------------------------------------------------------------------------------------ access
 
-def _export_queries(user: str) -> dict[str, tuple[str, str]]:
-    """name -> (source table, query) of the export files, for the user id given as a SQL literal."""
+def _export_queries(user: str, access_rows: str = "raw.access_events") -> dict[str, tuple[str, str]]:
+    """name -> (source table, query) of the export files, for the user id given as a SQL literal; the access
+    events are read from `access_rows` (the requesters' rows, selected once for all the requests)."""
     return {
         "access_events": ("raw.access_events", "select * exclude (source_file, source_line, drift_fields, id_hash) "
-                          f"from raw.access_events where user_id = {user} order by ts, event_id"),
+                          f"from {access_rows} where user_id = {user} order by ts, event_id"),
         "consent_history": ("raw.consent_events", f"select * from raw.consent_events where user_id = {user} "
                             "order by recorded_at, event_id"),
         "staff_access": ("raw.audit_events", "select ts, actor_id, actor_role, action, outcome, ticket_id, records, "
@@ -225,13 +226,19 @@ def answer_access_requests(con: duckdb.DuckDBPyConnection, reports_dir: Path) ->
     ).fetchall()
     root = reports_dir / EXPORT_DIR
     done = []
+    access_rows = "raw.access_events"
+    if pending and table_exists(con, "raw", "access_events"):
+        # the requesters' access events in one scan of the table (a scan per request: 0.13 s each at 10M events)
+        con.execute("create or replace temp table _requesters_events as select * from raw.access_events "
+                    "where list_contains(?, user_id)", [sorted({row[1] for row in pending})])
+        access_rows = "_requesters_events"
     for request_id, user_id, received_at, deadline in pending:
         folder = root / _safe_name(request_id)
         staging = root / f".staging-{_safe_name(request_id)}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         counts = {}
-        for name, (table, query) in _export_queries(sql_str(user_id)).items():
+        for name, (table, query) in _export_queries(sql_str(user_id), access_rows).items():
             if not table_exists(con, *table.split(".")):
                 counts[name] = 0
                 (staging / f"{name}.csv").write_text("", encoding="utf-8")
@@ -252,6 +259,7 @@ def answer_access_requests(con: duckdb.DuckDBPyConnection, reports_dir: Path) ->
         con.execute("insert into governance.dsar_log values (?, 'access', ?, ?, ?, ?, ?, null)",
                     [request_id, received_at, deadline, answered_at, sum(counts.values()), json.dumps(counts)])
         done.append({"request_id": request_id, **counts})
+    con.execute("drop table if exists _requesters_events")
     return done
 
 
