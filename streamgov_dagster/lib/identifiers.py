@@ -130,11 +130,14 @@ def _stale(con: duckdb.DuckDBPyConnection, table: str, column: str, counts: str)
 
 
 def indexed_columns(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
-    """The columns the index holds, per table."""
+    """The columns the index holds, per table. Read once per session (temp table _ix_columns; sync, which can
+    add columns, drops it): a distinct over the whole index, 0.07 s at 10M events, ran for every erased user
+    and table."""
     ensure_tables(con)
+    con.execute(f"create temp table if not exists _ix_columns as select distinct tbl, col from (select tbl, col "
+                f"from {COVERAGE} union select distinct tbl, col from {INDEX})")
     out: dict[str, list[str]] = {}
-    for table, col in con.execute(f"select distinct tbl, col from (select tbl, col from {COVERAGE} union "
-                                  f"select distinct tbl, col from {INDEX}) order by 1, 2").fetchall():
+    for table, col in con.execute("select tbl, col from _ix_columns order by 1, 2").fetchall():
         out.setdefault(table, []).append(col)
     return {t: tuple(c) for t, c in out.items()}
 
@@ -150,6 +153,7 @@ def sync(con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, ...]] | N
     ensure_tables(con)
     lake = is_lake_session(con)
     columns = indexed_columns(con) if columns is None else columns
+    con.execute("drop table if exists _ix_columns")  # the columns synced may be new
     tables = [t for t in columns if t in INDEXED_TABLES and table_exists(con, *t.split("."))]
     done: dict[str, int] = {}
     begin(con, claim="identifier_index")
