@@ -326,3 +326,31 @@ def test_streamgov_run_holds_the_file_open_and_lets_it_go_for_the_compaction(env
     assert _read(env, "select count(*) from governance.dsar_log where type = 'erasure' and verified_at is not null")[0][0] == 1
     assert _everything_naming(env, {GONE, GONE_EMAIL, "s-gone"}) == {}
     capsys.readouterr()
+
+
+def test_a_run_that_cannot_hold_the_file_goes_on_without_it(tmp_path) -> None:
+    """held_open: when the file cannot be opened (another process has it), the run is not stopped there; its
+    steps meet the lock themselves, as a run did before it held the file."""
+    from contextlib import contextmanager
+
+    import duckdb as duckdb_lib
+
+    from streamgov_dagster.defs.resources import WarehouseResource, held_open
+    from streamgov_dagster.lib import warehouse
+
+    class Locked(WarehouseResource):
+        @contextmanager
+        def get_connection(self):
+            raise duckdb_lib.IOException("Could not set lock on file")
+            yield
+
+    with held_open(Locked(database=str(tmp_path / "w.duckdb"))):
+        assert not warehouse._HELD
+    db = WarehouseResource(database=str(tmp_path / "w.duckdb"), connection_config=dict(warehouse.STORAGE_CONFIG))
+    with held_open(db):
+        assert len(warehouse._HELD) == 1
+        with db.get_connection() as con:  # a step's connection shares the held instance
+            con.execute("create table t as select 1 as x")
+    assert not warehouse._HELD
+    with db.get_connection() as con:
+        assert con.execute("select x from t").fetchall() == [(1,)]

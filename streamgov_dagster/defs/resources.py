@@ -127,12 +127,20 @@ def held_open(db: DuckDBResource) -> Iterator[None]:
     Path(db.database).parent.mkdir(parents=True, exist_ok=True)
     # DuckDBResource's own connect: the same configuration as the steps' connections, so they share the
     # database instance (DuckDB refuses a second instance of a file with another configuration)
-    with db.get_connection() as con:
-        hold(db.database, con)
-        try:
-            yield
-        finally:
-            release(db.database)
+    try:
+        connection = db.get_connection()
+        con = connection.__enter__()
+    except (RuntimeError, duckdb.Error):
+        # another process holds the file: the run goes on without holding it, and its first step meets the
+        # lock as before (a failed run, its alert and exit status), rather than a traceback here
+        yield
+        return
+    hold(db.database, con)
+    try:
+        yield
+    finally:
+        release(db.database)
+        connection.__exit__(None, None, None)
 
 
 def read_only_connection(db: DuckDBResource) -> duckdb.DuckDBPyConnection:
