@@ -13,6 +13,16 @@ from streamgov_dagster_tests.landing import access
 BOUNDS = (date(2000, 1, 1), date(2030, 1, 1))
 
 
+def _loaded_and_masked(con, tmp_path, events: list[dict]) -> None:
+    """The events as one landing file, loaded into raw.access_events and masked, for 29-30 October."""
+    root = tmp_path / "landing"
+    (root / "access").mkdir(parents=True)
+    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
+                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
+    masking.build(con, load_policy(), "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
+
+
 def test_run_day_range_from_the_run_tags() -> None:
     def ctx(tags: dict) -> SimpleNamespace:
         return SimpleNamespace(run=SimpleNamespace(tags=tags))
@@ -24,13 +34,8 @@ def test_run_day_range_from_the_run_tags() -> None:
 
 
 def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
-    root = tmp_path / "landing"
-    (root / "access").mkdir(parents=True)
-    lines = [access("a1", "2026-10-29T10:00:00Z", user_id="u-one"), access("b1", "2026-10-30T10:00:00Z", user_id="u-two")]
-    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
-    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
-                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
-    masking.build(con, load_policy(), "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
+    _loaded_and_masked(con, tmp_path, [access("a1", "2026-10-29T10:00:00Z", user_id="u-one"),
+                                        access("b1", "2026-10-30T10:00:00Z", user_id="u-two")])
     # a row of 29 October that breaks the contract, and a raw id copied into a released column
     con.execute("update raw.access_events set action = 'rewind' where event_id = 'a1'")
     con.execute("update masked.access_events set country = 'u-one' where event_id = 'a1'")
@@ -66,13 +71,7 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
 def test_a_column_declared_unique_is_checked(con, tmp_path) -> None:
     """pandera's ibis backend accepts Field(unique=True) without checking it; validate() checks it, counting
     the duplicated rows (the values are never reported)."""
-    root = tmp_path / "landing"
-    (root / "access").mkdir(parents=True)
-    lines = [access(f"e{i}", f"2026-10-{29 + i % 2}T10:00:0{i}Z") for i in range(6)]
-    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
-    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
-                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
-    masking.build(con, load_policy(), "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
+    _loaded_and_masked(con, tmp_path, [access(f"e{i}", f"2026-10-{29 + i % 2}T10:00:0{i}Z") for i in range(6)])
     assert validate(con, "raw.access_events").passed and validate(con, "masked.access_events").passed
     # two rows of 29 October take the id of a third (a bug the ingest's duplicate marking would not catch)
     con.execute("update masked.access_events set event_id = 'e0' where event_id in ('e2', 'e4')")
@@ -89,14 +88,9 @@ def test_the_leak_scan_skips_only_the_pseudonyms_a_masked_check_verified(con, tm
     from streamgov_dagster.lib import leakguard
     from streamgov_dagster.lib.models import PSEUDONYM_COLUMNS
 
-    root = tmp_path / "landing"
-    (root / "access").mkdir(parents=True)
-    lines = [access("a1", "2026-10-29T10:00:00Z", user_id="u-one"), access("b1", "2026-10-30T10:00:00Z", user_id="u-two")]
-    (root / "access" / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
-    ingest.load(con, ingest.ACCESS, root, ingest.list_files(root / "access", ingest.JSON_PATTERNS),
-                date(2026, 10, 29), date(2026, 10, 30), BOUNDS)
+    _loaded_and_masked(con, tmp_path, [access("a1", "2026-10-29T10:00:00Z", user_id="u-one"),
+                                        access("b1", "2026-10-30T10:00:00Z", user_id="u-two")])
     policy = load_policy()
-    masking.build(con, policy, "access_events", date(2026, 10, 29), date(2026, 10, 30), "k")
     assert leakguard.scan_tables(con, set()) == {}
     # a raw id in a pseudonym column on 10-29 and in another column on 10-30
     con.execute("update masked.access_events set session_pseudonym = 'u-one' where event_id = 'a1'")
