@@ -43,3 +43,16 @@ def run_day_range(context: dg.AssetCheckExecutionContext) -> tuple[date, date] |
         return date.fromisoformat(first), date.fromisoformat(last)
     except ValueError:
         return None
+
+
+def days_text(days: tuple[date, date] | None) -> str:
+    """A run's day range as the checks' `days_checked` metadata gives it: "all" (None) or "first..last"."""
+    return "all" if days is None else f"{days[0].isoformat()}..{days[1].isoformat()}"
+
+
+def days_of(text: str) -> tuple[date, date] | None:
+    """The day range days_text wrote."""
+    if text == "all":
+        return None
+    first, last = text.split("..")
+    return date.fromisoformat(first), date.fromisoformat(last)

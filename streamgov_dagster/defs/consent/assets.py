@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
-from streamgov_dagster.defs.partitions import run_day_range
+from streamgov_dagster.defs.partitions import days_text, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import consent, consentlog
 
@@ -136,4 +136,4 @@ def consent_gated_events(context: dg.AssetExecutionContext, duckdb: DuckDBResour
                 metadata={"rows_checked": result["rows"], "rows_without_valid_consent": result["without_valid_consent"],
                           "consented_events_missing": result["consented_missing"],
                           "definition_intact": result["definition_intact"],
-                          "days_checked": "all" if days is None else f"{days[0]}..{days[1]}"})
+                          "days_checked": days_text(days)})

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
-from streamgov_dagster.defs.partitions import daily_partitions, day_range, run_day_range
+from streamgov_dagster.defs.partitions import daily_partitions, day_range, days_of, days_text, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import masking
 from streamgov_dagster.lib.models import PSEUDONYM_COLUMNS
@@ -64,17 +64,6 @@ CHECKED_DATASETS = {("masked/access_events", "masked_access_events_no_raw_identi
 # The check's metadata key naming the days it read ("all" or "first..last"): governance/pii_leak_scan does
 # not read those rows' pseudonyms again when the check passed in its run (leakguard.scan_tables, verified).
 DAYS_CHECKED = "days_checked"
-
-
-def days_text(days: tuple[date, date] | None) -> str:
-    return "all" if days is None else f"{days[0].isoformat()}..{days[1].isoformat()}"
-
-
-def days_of(text: str) -> tuple[date, date] | None:
-    if text == "all":
-        return None
-    first, last = text.split("..")
-    return date.fromisoformat(first), date.fromisoformat(last)
 
 
 def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):

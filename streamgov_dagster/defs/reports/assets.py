@@ -8,8 +8,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check, table_metadata, tags
-from streamgov_dagster.defs.masking.assets import days_text, verified_in_run
-from streamgov_dagster.defs.partitions import run_day_range
+from streamgov_dagster.defs.masking.assets import verified_in_run
+from streamgov_dagster.defs.partitions import days_text, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
 from streamgov_dagster.lib import leakguard, quality, reports
 from streamgov_dagster.lib.warehouse import table_exists
