@@ -45,6 +45,12 @@ def _matches(data, pattern: str):
     return regexp_full_match(column, _whole(pattern))
 
 
+def _known_purpose(data):
+    """A purpose column's check (isin PURPOSES, nulls pass) as one boolean column over the table: the built-in
+    isin's output is joined back to the data, a second scan (0.71 s instead of 0.28 s per 10M events)."""
+    return data.table[data.key].isin(list(PURPOSES))
+
+
 def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.DataFrameModel]:
     """A base for a masked dataset's model: its pseudonym columns match HEX64 and its network column NETWORK
     (nulls pass), see _matches."""
@@ -75,14 +81,13 @@ class RawAccessEvents(pa.DataFrameModel):
     action: str = pa.Field(isin=list(ACCESS_ACTIONS))
     status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
     bytes: int = pa.Field(nullable=True, ge=0)
-    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _purpose
+    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _known_purpose
     event_date: dt.date = pa.Field(nullable=False)
 
     @pa.check("purpose", name="isin")
     @classmethod
     def _purpose(cls, data):
-        # one scan: the built-in isin's output is joined back to the data (0.71 s instead of 0.28 s per 10M)
-        return data.table[data.key].isin(list(PURPOSES))
+        return _known_purpose(data)
 
     class Config:
         strict = False
@@ -212,7 +217,7 @@ class MaskedAccessEvents(_released_formats(PSEUDONYM_COLUMNS["masked.access_even
     status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
     content_id: str = pa.Field(nullable=True)
     bytes: int = pa.Field(nullable=True, ge=0)
-    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _purpose (one scan, as in _released_formats)
+    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _known_purpose
     source: str = pa.Field(isin=["access", "cdn", "weblogs"])
     http_method: str = pa.Field(nullable=True)
     host: str = pa.Field(nullable=True)
@@ -221,7 +226,7 @@ class MaskedAccessEvents(_released_formats(PSEUDONYM_COLUMNS["masked.access_even
     @pa.check("purpose", name="isin")
     @classmethod
     def _purpose(cls, data):
-        return data.table[data.key].isin(list(PURPOSES))
+        return _known_purpose(data)
 
     class Config:
         strict = True
