@@ -45,10 +45,27 @@ def _matches(data, pattern: str):
     return regexp_full_match(column, _whole(pattern))
 
 
-def _known_purpose(data):
-    """A purpose column's check (isin PURPOSES, nulls pass) as one boolean column over the table: the built-in
-    isin's output is joined back to the data, a second scan (0.71 s instead of 0.28 s per 10M events)."""
-    return data.table[data.key].isin(list(PURPOSES))
+def _one_of(data, allowed):
+    """The column's values are all in `allowed` (isin; nulls pass, the column's nullable decides about them), over
+    its distinct values first: the columns checked so (action, source, purpose of the event tables) hold a
+    handful of values, and their distinct is a cheap scan (9 ms per 10M events, against 0.25 s for the IN list
+    on every row and 0.09 s for pandera's built-in isin, whose output its ibis backend joins back to the data).
+    Only when a value is not allowed, the check per row, whose failures are the rows (as _matches)."""
+    column = data.table[data.key]
+    values = data.table.select(v=column).distinct()
+    if (values.v.isin(list(allowed)) | values.v.isnull()).all().execute() is not False:
+        return True
+    return column.isin(list(allowed))
+
+
+def _not_below(data, low: int):
+    """The column's values are all >= low (nulls pass), as one aggregate over the table: pandera's built-in ge
+    on a nullable column joins its output back to the data (0.17 s instead of 0.04 s per 10M events). Only on
+    a failure, the check per row."""
+    column = data.table[data.key]
+    if ((column >= low) | column.isnull()).all().execute() is not False:
+        return True
+    return column >= low
 
 
 def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.DataFrameModel]:
@@ -69,25 +86,50 @@ def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.Data
     return ReleasedFormats
 
 
+def _access_values(base: type[pa.DataFrameModel], sources: list[str] | None = None) -> type[pa.DataFrameModel]:
+    """A base for the access events' models (10M rows a day): action, purpose and (sources) source are checked
+    by _one_of, bytes by _not_below, under the names of pandera's built-in checks (isin,
+    greater_than_or_equal_to), so a failure reads as before."""
+
+    class AccessValues(base):
+        @pa.check("action", name="isin")
+        @classmethod
+        def _action(cls, data):
+            return _one_of(data, ACCESS_ACTIONS)
+
+        @pa.check("purpose", name="isin")
+        @classmethod
+        def _purpose(cls, data):
+            return _one_of(data, PURPOSES)
+
+        @pa.check("bytes", name="greater_than_or_equal_to")
+        @classmethod
+        def _bytes(cls, data):
+            return _not_below(data, 0)
+
+        if sources:
+            @pa.check("source", name="isin")
+            @classmethod
+            def _source(cls, data):
+                return _one_of(data, sources)
+
+    return AccessValues
+
+
 # DuckDB TIMESTAMP is microsecond precision; pandera compares ibis dtypes exactly.
 TS = idt.Timestamp(scale=6)
 SEVERITIES = ["low", "medium", "high", "critical"]
 
 
-class RawAccessEvents(pa.DataFrameModel):
+class RawAccessEvents(_access_values(pa.DataFrameModel)):
     event_id: str = pa.Field(nullable=False, unique=True)
     ts: TS = pa.Field(nullable=False)
     client_ip: str = pa.Field(nullable=False)
-    action: str = pa.Field(isin=list(ACCESS_ACTIONS))
+    action: str = pa.Field()                           # isin ACCESS_ACTIONS: see _access_values
     status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
-    bytes: int = pa.Field(nullable=True, ge=0)
-    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _known_purpose
+    bytes: int = pa.Field(nullable=True)               # ge 0: see _access_values
+    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _access_values
     event_date: dt.date = pa.Field(nullable=False)
-
-    @pa.check("purpose", name="isin")
-    @classmethod
-    def _purpose(cls, data):
-        return _known_purpose(data)
 
     class Config:
         strict = False
@@ -202,7 +244,8 @@ PSEUDONYM_COLUMNS = {
 }
 
 
-class MaskedAccessEvents(_released_formats(PSEUDONYM_COLUMNS["masked.access_events"], "client_network")):
+class MaskedAccessEvents(_access_values(_released_formats(PSEUDONYM_COLUMNS["masked.access_events"], "client_network"),
+                                        sources=["access", "cdn", "weblogs"])):
     event_id: str = pa.Field(nullable=False, unique=True)
     ts: TS = pa.Field(nullable=False)
     event_date: dt.date = pa.Field(nullable=False)
@@ -213,20 +256,15 @@ class MaskedAccessEvents(_released_formats(PSEUDONYM_COLUMNS["masked.access_even
     client_network: str = pa.Field(nullable=True)      # str_matches NETWORK: see _released_formats
     country: str = pa.Field(nullable=True)
     user_agent_family: str = pa.Field(nullable=True)
-    action: str = pa.Field(isin=list(ACCESS_ACTIONS))
+    action: str = pa.Field()                           # isin ACCESS_ACTIONS: see _access_values
     status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
     content_id: str = pa.Field(nullable=True)
-    bytes: int = pa.Field(nullable=True, ge=0)
-    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _known_purpose
-    source: str = pa.Field(isin=["access", "cdn", "weblogs"])
+    bytes: int = pa.Field(nullable=True)               # ge 0: see _access_values
+    purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _access_values
+    source: str = pa.Field()                           # isin access, cdn, weblogs: see _access_values
     http_method: str = pa.Field(nullable=True)
     host: str = pa.Field(nullable=True)
     pseudonym_key_id: str = pa.Field(nullable=False)
-
-    @pa.check("purpose", name="isin")
-    @classmethod
-    def _purpose(cls, data):
-        return _known_purpose(data)
 
     class Config:
         strict = True
