@@ -145,16 +145,18 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     if days is not None:
         table = f"(select * from {table} where {PARTITION_COLUMN} between date '{days[0].isoformat()}' " \
                 f"and date '{days[1].isoformat()}')"
+    # Every column's values in one probe of the raw identifiers' hashes (one hash table of them instead of one
+    # per column: 1.6-2.0 -> 1.1 s for the 15 text columns of 10M events). The unique id column, one value per
+    # row, is probed row by row (a distinct over it costs 6x as much); the others by their distinct values,
+    # as hashes (a pseudonym column has one per person, most columns a handful).
+    parts = [f"select {i} as c, hash(t.{column}) as h from {table} t" if column == UNIQUE_IDS.get(table_name) else
+             f"select {i} as c, h from (select distinct hash({column}) as h from {table} t where {column} is not null)"
+             for i, column in enumerate(string_columns)]
+    probed = dict(con.execute(f"select c, count(*) from ({' union all '.join(parts)}) where h in (select h from _raw_ids) "
+                              "group by c").fetchall()) if parts else {}
     counts: dict[str, int] = {}
-    for column in string_columns:
-        if column == UNIQUE_IDS.get(table_name):
-            # one value per row: the rows are probed directly (a distinct over them costs 6x as much)
-            n = con.execute(f"select count(*) from {table} t where hash(t.{column}) in (select h from _raw_ids)").fetchone()[0]
-        else:
-            # the distinct values first (a pseudonym column has one per person, most columns a handful), as
-            # hashes: a distinct over numbers (user pseudonyms at 10M events: 0.17 s; over the strings 0.26 s)
-            n = con.execute(f"select count(*) from (select distinct hash({column}) as h from {table} t "
-                            f"where {column} is not null) where h in (select h from _raw_ids)").fetchone()[0]
+    for i, column in enumerate(string_columns):
+        n = probed.get(i, 0)
         if n:
             # the rows, counted on the values themselves: a hash collision is no leak
             raw_identifier_values(con, columns, min_length=0)
