@@ -20,6 +20,7 @@ import random
 import resource
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -51,6 +52,33 @@ def _generate(cache: Path, events: int, seed: int) -> Path:
     return landing
 
 
+class _CpuSampler(threading.Thread):
+    """The CPU seconds a process has used (user and system, every thread, from /proc), sampled every 50 ms
+    while it runs, so that each step's CPU can be read off its interval: a step that uses one core of two
+    is one where the machine waits for Python (per step, cpu / wall). Nothing is sampled where /proc is
+    missing (the per-step CPU is then not printed)."""
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.path, self.samples, self.done = Path(f"/proc/{pid}/stat"), [], threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            try:
+                fields = self.path.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                return
+            self.samples.append((time.time(), (int(fields[11]) + int(fields[12])) / self.TICK))
+
+    def between(self, start: float, end: float) -> float | None:
+        """CPU seconds used from start to end (epoch seconds; the nearest samples inside)."""
+        inside = [cpu for t, cpu in self.samples if start <= t <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else None
+
+
 def _run_pipeline(landing: Path, work: Path, args: tuple[str, ...] = (), fresh: bool = True) -> dict:
     if fresh:
         for p in ("warehouse.duckdb", "warehouse.duckdb.wal"):
@@ -71,8 +99,10 @@ def _run_pipeline(landing: Path, work: Path, args: tuple[str, ...] = (), fresh: 
     with out.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamgov_dagster.cli", "run", *args], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
+        sampler = _CpuSampler(proc.pid)
         # wait4 reports this run's peak RSS, including the processes it started (the compaction child)
         _, status, usage = os.wait4(proc.pid, 0)
+        sampler.done.set()
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
     if proc.returncode != 0:
@@ -80,15 +110,18 @@ def _run_pipeline(landing: Path, work: Path, args: tuple[str, ...] = (), fresh: 
         raise SystemExit(f"streamgov run failed ({proc.returncode})")
     peak_kb = usage.ru_maxrss
     run = _run_timing(home)
+    cpu = {step: sampler.between(start, end) for step, (start, end) in run["spans"].items()}
     # Where the wall time goes: before the run starts (imports, the landing zone's day span, definitions),
     # the steps, orchestration between steps, and after the run (alert dispatch, summary).
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak_kb / 1024, "steps": run["steps"],
+            "step_cpu": cpu, "before_run_cpu": sampler.between(t0, run["start"]),
             "before_run": run["start"] - t0, "in_run": run["end"] - run["start"],
             "steps_total": sum(sec for sec, _ in run["steps"]), "after_run": t0 + wall - run["end"]}
 
 
 def _run_timing(home: Path) -> dict:
-    """The latest run's start and end (epoch seconds) and the time of each step, slowest first."""
+    """The latest run's start and end (epoch seconds), the time of each step, slowest first, and each step's
+    start and end (spans)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(home)
@@ -97,6 +130,7 @@ def _run_timing(home: Path) -> dict:
         starts: dict[str, float] = {}
         out = []
         bounds = {}
+        spans: dict[str, tuple[float, float]] = {}
         for rec in instance.all_logs(run.run_id):
             ev = rec.dagster_event
             if ev is None:
@@ -109,7 +143,8 @@ def _run_timing(home: Path) -> dict:
                 starts[ev.step_key] = rec.timestamp
             elif ev.event_type_value == "STEP_SUCCESS":
                 out.append((rec.timestamp - starts[ev.step_key], ev.step_key))
-    return {"steps": sorted(out, reverse=True), **bounds}
+                spans[ev.step_key] = (starts[ev.step_key], rec.timestamp)
+    return {"steps": sorted(out, reverse=True), "spans": spans, **bounds}
 
 
 def _cpu() -> float:
@@ -357,12 +392,14 @@ def main(events: int, seed: int, cache: Path, format_lines: int, repeat: int = 1
     print(f"\npipeline: {n_events:,} access events in {result['wall']:.1f} s wall "
           f"({n_events / result['wall']:,.0f} events/s), CPU {result['cpu']:.1f} s, peak RSS {result['peak_rss_mb']:,.0f} MB")
     print(f"detection: planted {quality[0]}, found {quality[1]}, false positives {quality[2]}, near misses fired {quality[3]}")
-    print(f"wall {result['wall']:.1f} s = before the run {result['before_run']:.1f} s (imports, day span, definitions) "
+    before_cpu = result["before_run_cpu"]
+    print(f"wall {result['wall']:.1f} s = before the run {result['before_run']:.1f} s (imports, day span, definitions"
+          f"{f'; CPU {before_cpu:.1f} s' if before_cpu is not None else ''}) "
           f"+ run {result['in_run']:.1f} s (steps {result['steps_total']:.1f} s, between steps "
           f"{result['in_run'] - result['steps_total']:.1f} s) + after the run {result['after_run']:.1f} s")
-    print("time per step (slowest first):")
+    print("time per step (slowest first), with its CPU and the cores that CPU kept busy on average:")
     for seconds, step in result["steps"][:15]:
-        print(f"  {seconds:7.2f} s  {step}")
+        print(_step_line(result, seconds, step))
     # The erasures' physical purge is batched (erasure_compaction_delay_days): the daily run above deletes and
     # verifies; the rewrite of the whole file runs about once a week. Its cost, measured on its own:
     from streamgov_dagster.lib import dsar
@@ -415,7 +452,13 @@ def _print_run(label: str, result: dict, top: int = 8) -> None:
           f"{result['before_run']:.1f} s, steps {result['steps_total']:.1f} s, between steps "
           f"{result['in_run'] - result['steps_total']:.1f} s, after {result['after_run']:.1f} s)")
     for seconds, step in result["steps"][:top]:
-        print(f"  {seconds:7.2f} s  {step}")
+        print(_step_line(result, seconds, step))
+
+
+def _step_line(result: dict, seconds: float, step: str) -> str:
+    cpu = result["step_cpu"].get(step)
+    busy = f"CPU {cpu:6.2f} s ({cpu / seconds:.1f} cores)" if cpu is not None and seconds > 0 else " " * 24
+    return f"  {seconds:7.2f} s  {busy}  {step}"
 
 
 def history(days: int, events_per_day: int, seed: int, cache: Path) -> int:
