@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import os
 import shutil
 import sys
@@ -130,6 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"streamgov run: landing {settings.landing_dir}, days {first}..{last}, warehouse {_target(settings).describe()}")
     instance = dg.DagsterInstance.get()
     job = defs().resolve_job_def("governance_job")
+    # Dagster's modules and the definitions stay alive for the whole process: the collector's full passes during
+    # the run need not walk them again (0.45 -> 0.23 s of them in a run of the demo data)
+    gc.freeze()
     # The full event stream is in the Dagster instance (`make ui`); the console shows warnings only.
     level = "INFO" if args.verbose else "WARNING"
     # the warehouse file stays open between the steps (held_open); the steps' resource is configured the same
@@ -422,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    finally:
+        # What is alive now lives until the process ends: Python's last garbage collection at exit would walk
+        # every object Dagster created (0.7 s, measured on `streamgov run` with the demo data and at 10M events:
+        # longer than most steps). Frozen objects are not walked; finalizers and atexit handlers still run.
+        gc.freeze()
 
 
 if __name__ == "__main__":
