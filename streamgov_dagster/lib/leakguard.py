@@ -235,7 +235,9 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -
         counts = con.execute("select " + ", ".join(f"count(*) filter (where contains(line, '{_NEEDS[k]}') and "
                                                     "regexp_matches(line, ?))" for k in PATTERNS) + " from _flines",
                              list(PATTERNS.values())).fetchone()
-        digit_lines = con.execute("select line from _flines where regexp_matches(line, '[0-9]{13}')").fetchall()
+        # the lines where CARD_IN_TEXT can match (RE2 has no lookaround: the run's neighbours are matched instead);
+        # a 64-character hash holds 13 digits in a row about every tenth time, and those lines stay here
+        digit_lines = con.execute("select line from _flines where regexp_matches(line, ?)", [CARD_IN_TEXT_SQL]).fetchall()
         cards = sum(1 for (line,) in digit_lines for d in re.findall(CARD_IN_TEXT, line) if luhn(d))
         found = {"raw_identifier": int(exact), **{k: int(n) for k, n in zip(PATTERNS, counts)}, "card_number": cards}
         hits.update({f"{path.name}:{k}": n for k, n in found.items() if n})
@@ -248,6 +250,9 @@ TOKEN = r"[\w.@:+%-]{4,}"
 # What separates the same words in DuckDB's regular expressions (RE2, whose \w is ASCII only).
 NOT_TOKEN_SQL = r"[^\pL\pN_.@:+%-]+"
 CARD_IN_TEXT = r"(?<![0-9a-f])[0-9]{13,19}(?![0-9a-f])"
+# What CARD_IN_TEXT finds somewhere in a line, for DuckDB's regular expressions (RE2, no lookaround): a maximal
+# run of 13-19 digits between characters that are not hex digits (or the line's ends).
+CARD_IN_TEXT_SQL = r"(^|[^0-9a-f])[0-9]{13,19}($|[^0-9a-f])"
 
 
 def scan_text(text: str, raw_ids: set[str]) -> dict[str, int]:
