@@ -69,14 +69,16 @@ def test_report_files_are_scanned_in_duckdb_as_scan_text_reads_them(con, tmp_pat
     con.execute("insert into raw.access_events values (?, 's-000001', 'd-000001', ?, 't-000001', '198.51.100.7', "
                 "date '2026-10-29')", [CANARY_USER, CANARY_EMAIL])
     lines = [f"user {CANARY_USER}.", f"Grüße {CANARY_USER}: ok", f"x{CANARY_USER}y is another word",
-             f"mail {CANARY_EMAIL}", f"card {CANARY_CARD}", "clean line, 203.0.113.0/24", "s-000001"]
+             f"mail {CANARY_EMAIL}", f"card {CANARY_CARD}", "clean line, 203.0.113.0/24", "s-000001",
+             # digits inside a hex string are no card number; a card alone on its line is one
+             f"hash deadbeef{CANARY_CARD}cafe", CANARY_CARD]
     text = "\n".join(lines) + "\n"
     report = tmp_path / "report.md"
     report.write_text(text, encoding="utf-8")
     ids = {CANARY_USER, CANARY_EMAIL, "s-000001", "d-000001", "t-000001", "198.51.100.7"}
     expected = scan_text(text, ids)
     # distinct words: the id with its full stop, with its colon, the email, the session id
-    assert expected == {"raw_identifier": 4, "email": 1, "card_number": 1}
+    assert expected == {"raw_identifier": 4, "email": 1, "card_number": 2}
     assert scan_files_in_warehouse(con, [report]) == {f"report.md:{k}": n for k, n in expected.items()}
     report.write_text("nothing personal here: 2026-10-29, 42 events\n", encoding="utf-8")
     assert scan_files_in_warehouse(con, [report]) == {}
