@@ -364,12 +364,14 @@ def gated_check(con: duckdb.DuckDBPyConnection, purposes: tuple[str, ...] = GATE
 def build_signal_mismatches(con: duckdb.DuckDBPyConnection, purpose_map: dict[str, list[int]]) -> int:
     """consent.signal_mismatches: consent rows whose TC string disagrees with their status.
 
-    The distinct TC strings are decoded in Python (there are few); rows are joined back in SQL.
+    The distinct TC strings of the rows of the mapped purposes (the only rows compared) are decoded in Python
+    (one per consent decision: 42k of 242k rows here, 0.6 s); rows are joined back in SQL.
     """
     from .tcf import TCFError, decode, granted_purposes
 
     strings = [r[0] for r in con.execute(
-        "select distinct tc_string from raw.consent_events where tc_string is not null and trim(tc_string) <> ''").fetchall()]
+        "select distinct tc_string from raw.consent_events where tc_string is not null and trim(tc_string) <> '' "
+        "and list_contains(?, purpose)", [list(purpose_map)]).fetchall()]
     decoded = []
     for tc in strings:
         try:
