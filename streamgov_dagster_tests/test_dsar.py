@@ -354,3 +354,33 @@ def test_a_run_that_cannot_hold_the_file_goes_on_without_it(tmp_path) -> None:
     assert not warehouse._HELD
     with db.get_connection() as con:
         assert con.execute("select x from t").fetchall() == [(1,)]
+
+
+def test_erasure_verification_reads_the_report_files_for_every_token(con, tmp_path) -> None:
+    """An erased user's id, email and pseudonym, and the pseudonym's 12-character report prefix, are each counted
+    once per file that holds them (the whole pseudonym is looked for only where its prefix is); values never
+    leave the counts."""
+    dsar.ensure_tables(con)
+    gone_pseudonym = pseudonym(GONE, TEST_KEY)
+    con.execute("insert into raw.erasure_pending values ('R1', 'user_id', ?, now()::timestamp), "
+                "('R1', 'email', ?, now()::timestamp), ('R1', 'pseudonym', ?, now()::timestamp)",
+                [GONE, GONE_EMAIL, gone_pseudonym])
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    files = {"prefix.md": f"subject {gone_pseudonym[:12]}… 3 violations\n",
+             "whole.csv": f"seq,user_pseudonym\n1,{gone_pseudonym}\n",
+             "mixed.csv": f"{GONE_EMAIL},{KEPT}\nuser {GONE}\n",
+             "clean.md": f"{KEPT} {pseudonym(KEPT, TEST_KEY)}\n"}
+    for name, text in files.items():
+        (reports / name).write_text(text, encoding="utf-8")
+    alerts_file = tmp_path / "alerts.jsonl"
+    alerts_file.write_text(json.dumps({"subject": gone_pseudonym[:12]}) + "\n", encoding="utf-8")
+    hits, pending = dsar.verify_erasures(con, reports, alerts_file, purge=True)
+    assert hits == {"file:prefix.md": 1, "file:whole.csv": 2, "file:mixed.csv": 2, "file:alerts.jsonl": 1}
+    assert len(pending) == 3 and con.execute("select count(*) from raw.erasure_pending").fetchone()[0] == 3
+    # once the files are clean, the erasure is verified and its tokens leave the warehouse
+    for name in ("prefix.md", "whole.csv", "mixed.csv"):
+        (reports / name).unlink()
+    alerts_file.write_text("", encoding="utf-8")
+    assert dsar.verify_erasures(con, reports, alerts_file, purge=True)[0] == {}
+    assert con.execute("select count(*) from raw.erasure_pending").fetchone()[0] == 0

@@ -514,13 +514,18 @@ def verify_erasures(con: duckdb.DuckDBPyConnection, reports_dir: Path, alerts_pa
         if n:
             hits[f"{identifiers.INDEX}.h"] = int(n)
     con.execute("drop table _tokens")
-    needles = tokens | {t[:12] for t in tokens if len(t) == 64}
+    # the tokens, and the 12-character report prefixes of the 64-character ones (pseudonyms); a whole pseudonym
+    # is looked for only where its prefix is (it cannot be elsewhere): each search reads the whole file, and the
+    # consent log CSV is 107 MB at 250k entries (one search in three less: 0.2 s there)
+    long = {t for t in tokens if len(t) == 64}
+    needles = (tokens - long) | {t[:12] for t in long}
     files = [p for p in reports_dir.rglob("*") if p.is_file()] if reports_dir.exists() else []
     if alerts_path is not None and alerts_path.exists():
         files.append(alerts_path)
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
-        n = sum(1 for t in needles if t in text)
+        found = {t for t in needles if t in text}
+        n = len(found | {t for t in long if t[:12] in found and t in text})
         if n:
             hits[f"file:{path.name}"] = n
     if not hits and purge:
