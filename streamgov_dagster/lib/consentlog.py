@@ -49,8 +49,7 @@ def append_changes(con: duckdb.DuckDBPyConnection, key_id: str) -> int:
         )
         select c.*, sha256({PAYLOAD_JSON}) as payload_hash
         from changes c anti join consent.consent_log l on l.entry_key = c.entry_key
-        order by changed_at, user_pseudonym, purpose, change
-        """,
+        """,  # not sorted here: the read below gives the chain's order
         [key_id],
     )
     new = con.execute("select entry_key, payload_hash from _new_changes order by changed_at, user_pseudonym, purpose, change").fetchall()
