@@ -767,9 +767,11 @@ def _json_day_spans(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[s
         return {}
     try:
         rows = con.execute(
-            "select filename, min(d), max(d) from (select filename, make_timestamp(epoch_us(try_cast(ts as timestamptz)))::date "
-            "as d from read_json(?, format='newline_delimited', columns={'ts': 'VARCHAR'}, ignore_errors=true, "
-            "filename=true)) group by filename", [[str(p) for p in files]]).fetchall()
+            # the UTC day of the earliest and latest instant (not of every line: 0.3 s less per 10M events)
+            "select filename, make_timestamp(epoch_us(min(t)))::date, make_timestamp(epoch_us(max(t)))::date from "
+            "(select filename, try_cast(ts as timestamptz) as t from read_json(?, format='newline_delimited', "
+            "columns={'ts': 'VARCHAR'}, ignore_errors=true, filename=true)) group by filename",
+            [[str(p) for p in files]]).fetchall()
     except duckdb.Error:
         # one unreadable file fails the call for all: each file on its own then
         if len(files) == 1:
