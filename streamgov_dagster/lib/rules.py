@@ -139,19 +139,25 @@ def impossible_travel(p: Policy) -> RuleSQL:
 
 
 def consent_violation(p: Policy) -> RuleSQL:
-    # The as-of join finds the consent state in force at each event's instant (contract "Valid consent").
+    # The as-of join finds the consent state in force at each event's instant (contract "Valid consent"). The
+    # consent intervals (a few hundred thousand) are given their users' raw ids, rather than every event its
+    # user's pseudonym: 0.65-0.8 -> 0.55 s at 10M events. Events of users without a pseudonym (_pseudonyms
+    # covers every user of the events read) are left out, as the join to them did.
     return """
-    with ev as (
-        select e.event_id, e.ts, e.purpose, e.user_id, u.pseudonym as user_pseudonym
-        from raw.access_events e join _pseudonyms u on u.kind = 'user' and u.value = e.user_id
-        where e.user_id is not null and list_contains($purposes, e.purpose)
+    with cs as (
+        select u.value as user_id, s.purpose, s.state, s.valid_from, s.valid_to
+        from consent.consent_state s join _pseudonyms u on u.kind = 'user' and u.pseudonym = s.user_pseudonym
+    ), ev as (
+        select e.event_id, e.ts, e.purpose, e.user_id
+        from raw.access_events e
+        where e.user_id in (select value from _pseudonyms where kind = 'user') and list_contains($purposes, e.purpose)
     )
     select 'consent_violation' as rule_id, 'access' as source, 'user' as subject_kind, ev.user_id as subject_value,
            ev.ts as window_start, ev.ts as window_end, [ev.event_id] as event_ids,
            format('{} event without valid consent (consent state: {})', ev.purpose,
                   coalesce(case when s.state = 'granted' then 'expired' else s.state end, 'none recorded')) as details
-    from ev asof left join consent.consent_state s
-      on s.user_pseudonym = ev.user_pseudonym and s.purpose = ev.purpose and ev.ts >= s.valid_from
+    from ev asof left join cs s
+      on s.user_id = ev.user_id and s.purpose = ev.purpose and ev.ts >= s.valid_from
     where not coalesce(s.state = 'granted' and (s.valid_to is null or ev.ts < s.valid_to), false)
     """, {"purposes": p.rule("consent_violation")["purposes"]}
 
