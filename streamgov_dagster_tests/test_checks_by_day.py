@@ -98,10 +98,10 @@ def test_a_column_declared_unique_is_checked(con, tmp_path) -> None:
     assert validate(con, "raw.access_events").failures == {"event_id.unique": 2}
 
 
-def test_the_leak_scan_skips_only_the_pseudonyms_a_masked_check_verified(con, tmp_path) -> None:
-    """leakguard.scan_tables(verified=...): the pseudonym columns of the days a masked check of the same run
-    passed are not read again; every other day, column and table still is, and without `verified` a planted
-    raw id is found wherever it is."""
+def test_the_leak_scan_skips_only_the_columns_a_masked_check_verified(con, tmp_path) -> None:
+    """leakguard.scan_tables(verified=...): the columns (here the pseudonyms) of the days a masked check of the
+    same run passed and found clear are not read again; every other day, column and table still is, and
+    without `verified` a planted raw id is found wherever it is."""
     from streamgov_dagster.lib import leakguard
     from streamgov_dagster.lib.models import PSEUDONYM_COLUMNS
 
@@ -130,3 +130,22 @@ def test_the_leak_scan_skips_only_the_pseudonyms_a_masked_check_verified(con, tm
     assert masking.leaked_identifiers(con, policy, "masked.access_events", ["session_pseudonym", "content_id"]) \
         == {"session_pseudonym": 1, "content_id": 1}
     assert validate(con, "masked.access_events").failures == {"session_pseudonym.str_matches": 1}
+
+
+def test_the_masked_check_counts_what_the_leak_scans_prefilter_keeps(con, tmp_path) -> None:
+    """masking.probe_released: besides the raw identifiers, the values of the columns given a prefilter that
+    match it (the unique id by row, the others by distinct value); a network column's prefilter ignores
+    addresses, as the leak scan does. A column is only vouched for when both counts are zero."""
+    from streamgov_dagster.lib import leakguard
+
+    _loaded_and_masked(con, tmp_path, [access(f"e{i}", f"2026-10-29T10:00:0{i}Z", content_id="c-1") for i in range(3)])
+    con.execute("update masked.access_events set content_id = '192.0.2.55' where event_id in ('e0', 'e1')")
+    con.execute("update masked.access_events set event_id = 'e.2' where event_id = 'e2'")
+    columns = ["event_id", "content_id", "client_network", "user_pseudonym"]
+    prefilters = {"event_id": leakguard.prefilter(network=False), "content_id": leakguard.prefilter(network=False),
+                  "client_network": leakguard.prefilter(network=True)}
+    leaks, candidates = masking.probe_released(con, load_policy(), "masked.access_events", columns, None, prefilters)
+    assert leaks == dict.fromkeys(columns, 0)
+    assert candidates == {"event_id": 1, "content_id": 1, "client_network": 0}
+    assert leakguard.scan_tables(con, {"masked.access_events.client_network"}) == \
+        {"masked.access_events.content_id:ipv4": 1}

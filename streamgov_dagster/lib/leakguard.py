@@ -98,6 +98,18 @@ def _prefilter(kinds: list[str]) -> str:
     return (f"[{chars}]|" if chars else "") + "[0-9]{13}"
 
 
+def pattern_kinds(network: bool) -> list[str]:
+    """The patterns looked for in a column: all, but no IP address in a network column (a.b.c.0/24 is the
+    released form of an address)."""
+    return [k for k in PATTERNS if not (network and k.startswith("ipv"))]
+
+
+def prefilter(network: bool) -> str:
+    """What a value must match for the scan to find anything in it but a raw identifier (_prefilter of the
+    column's pattern_kinds): a value that does not match it holds no pattern and no card number."""
+    return _prefilter(pattern_kinds(network))
+
+
 # Columns holding one value per row (the event ids): a distinct over their values costs more than it saves.
 ROW_IDS = frozenset({"event_id", "audit_id"})
 
@@ -160,11 +172,12 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
     With `days`, the day-partitioned tables (day_partitioned_tables) are scanned over those days only,
     every other table whole; the raw identifiers are always those of the whole raw zone.
 
-    `verified`: per masked table, pseudonym columns and the days (None: every row) that a masked dataset's
-    check of the same run has just passed: every value a 64-character hex string (the model's HEX64) and
-    none a raw identifier of any length (masking.leaked_identifiers, over these raw columns and more).
-    Those rows are not read again: no pattern can match such a value (no '@', '.', ':' or '+', and a hex
-    string is not a card-number candidate), and the raw identifiers were looked for.
+    `verified`: per masked table, columns and the days (None: every row) that a masked dataset's check of
+    the same run has just passed and found clear (masking.probe_released): no value a raw identifier of any
+    length (over these raw columns and more), and either every value a 64-character hex string (the
+    pseudonym columns, the model's HEX64: no '@', '.', ':' or '+', no card-number candidate) or none matching
+    the column's prefilter (prefilter(), the same network rule as here). Those rows are not read again:
+    the scan could find nothing in them.
 
     Columns of the same name are scanned together (masked.access_events and masked.audit_events share
     some): the distinct values of all of them at once, and only a group with a hit is scanned again
@@ -173,7 +186,6 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
     by_day = day_partitioned_tables(con) if days is not None else set()
     groups: dict[tuple[str, bool, bool], list[str]] = {}
     for table, column, is_list in text_columns(con):
-        # truncated networks (a.b.c.0/24) are the released form of an address: no IP pattern there
         network = f"{table}.{column}" in network_columns
         groups.setdefault((column, is_list, network), []).append(table)
 
@@ -194,7 +206,7 @@ def scan_tables(con: duckdb.DuckDBPyConnection, network_columns: set[str],
 
     hits: dict[str, int] = {}
     for (column, is_list, network), all_tables in groups.items():
-        kinds = [k for k in PATTERNS if not (network and k.startswith("ipv"))]
+        kinds = pattern_kinds(network)
         distinct = column not in ROW_IDS
         tables = [t for t in all_tables if values(t, column, is_list) is not None]
         if not tables or not _scan_values(con, " union all ".join(values(t, column, is_list) for t in tables),

@@ -127,10 +127,24 @@ def indexed_identifier_columns(policy: Policy) -> dict[str, tuple[str, ...]]:
     return {t: tuple(sorted(c)) for t, c in out.items()}
 
 
+def network_names(policy: Policy) -> set[str]:
+    """The masked columns holding truncated networks (the truncate_ip outputs): a.b.c.0/24 there is no leak."""
+    return {spec["as"] for d in policy.masking.values() for spec in d.values() if spec["method"] == "truncate_ip"}
+
+
 def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
                        days: tuple[date, date] | None = None) -> dict[str, int]:
     """Count, per column of a table (or of its rows of `days`), values equal to a raw identifier of any
-    source (exact match).
+    source (exact match): probe_released without prefilters."""
+    return probe_released(con, policy, table, string_columns, days)[0]
+
+
+def probe_released(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
+                   days: tuple[date, date] | None = None,
+                   prefilters: dict[str, str] | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """Per column of a table (or of its rows of `days`): the values equal to a raw identifier of any source
+    (exact match), and for the columns in `prefilters` (column -> regular expression) the values matching
+    theirs (rows for the unique id column, distinct values for the others).
 
     The raw identifiers are every value of the raw columns the masking policy does not keep
     (user ids, emails, session/device/token ids, IPs, actor ids), across access and audit events, and of
@@ -139,6 +153,7 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
     They are matched by 64-bit hash (the identifier index), and a column with a match is counted again on
     the values.
     """
+    prefilters = prefilters or {}
     columns = indexed_identifier_columns(policy)
     raw_identifiers(con, columns, min_length=0)
     table_name = table
@@ -147,20 +162,30 @@ def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: st
                 f"and date '{days[1].isoformat()}')"
     # Every column's values in one probe of the raw identifiers' hashes (one hash table of them instead of one
     # per column: 1.6-2.0 -> 1.1 s for the 15 text columns of 10M events). The unique id column, one value per
-    # row, is probed row by row (a distinct over it costs 6x as much); the others by their distinct values,
-    # as hashes (a pseudonym column has one per person, most columns a handful).
-    parts = [f"select {i} as c, hash(t.{column}) as h from {table} t" if column == UNIQUE_IDS.get(table_name) else
-             f"select {i} as c, h from (select distinct hash({column}) as h from {table} t where {column} is not null)"
-             for i, column in enumerate(string_columns)]
-    probed = dict(con.execute(f"select c, count(*) from ({' union all '.join(parts)}) where h in (select h from _raw_ids) "
-                              "group by c").fetchall()) if parts else {}
+    # row, is probed row by row (a distinct over it costs 6x as much); the others by their distinct values:
+    # as hashes (a pseudonym column has one per person), or as values where a prefilter is matched too.
+    parts, params = [], []
+    for i, column in enumerate(string_columns):
+        matched = "regexp_matches(v, ?)" if column in prefilters else "false"
+        params += [prefilters[column]] if column in prefilters else []
+        if column == UNIQUE_IDS.get(table_name):
+            parts.append(f"select {i} as c, hash(v) as h, {matched} as p from (select t.{column} as v from {table} t)")
+        elif column in prefilters:
+            parts.append(f"select {i} as c, hash(v) as h, {matched} as p from (select distinct {column} as v "
+                         f"from {table} t where {column} is not null)")
+        else:
+            parts.append(f"select {i} as c, h, false as p from (select distinct hash({column}) as h from {table} t "
+                         f"where {column} is not null)")
+    probed = {c: (n, m) for c, n, m in con.execute(
+        f"select c, count(*) filter (where h in (select h from _raw_ids)), count(*) filter (where p) "
+        f"from ({' union all '.join(parts)}) group by c", params).fetchall()} if parts else {}
     counts: dict[str, int] = {}
     for i, column in enumerate(string_columns):
-        n = probed.get(i, 0)
+        n = probed.get(i, (0, 0))[0]
         if n:
             # the rows, counted on the values themselves: a hash collision is no leak
             raw_identifier_values(con, columns, min_length=0)
             n = con.execute(f"select count(*) from {table} t semi join _raw_id_values i on t.{column} = i.v").fetchone()[0]
         counts[column] = int(n)
     drop_raw_identifiers(con)
-    return counts
+    return counts, {c: int(probed.get(i, (0, 0))[1]) for i, c in enumerate(string_columns) if c in prefilters}

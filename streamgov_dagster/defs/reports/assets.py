@@ -11,7 +11,7 @@ from streamgov_dagster.defs.common import OWNERS, POOL, STATE_POOL, schema_check
 from streamgov_dagster.defs.masking.assets import verified_in_run
 from streamgov_dagster.defs.partitions import days_text, run_day_range
 from streamgov_dagster.defs.resources import GovernanceConfig, warehouse
-from streamgov_dagster.lib import leakguard, quality, reports
+from streamgov_dagster.lib import leakguard, masking, quality, reports
 from streamgov_dagster.lib.warehouse import table_exists
 
 REPORT_TABLES = ("access_audit_summary", "compliance_kpis", "consent_kpis", "consent_activity", "top_subjects",
@@ -66,7 +66,7 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     """Where personal data was found outside the raw zone: hits per table, column and kind (counts only)."""
     policy = governance.policy()
     with warehouse(duckdb, governance) as con:
-        network_names = {spec["as"] for d in policy.masking.values() for spec in d.values() if spec["method"] == "truncate_ip"}
+        network_names = masking.network_names(policy)
         networks = {f"{t}.{c}" for t, c in con.execute(
             "select table_schema || '.' || table_name, column_name from information_schema.columns "
             "where table_schema = 'masked'").fetchall() if c in network_names}
@@ -98,7 +98,7 @@ def pii_leak_scan(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     scope = "full" if full else f"days {days[0]}..{days[1]} of the masked datasets, every row of the other tables"
     return dg.MaterializeResult(
         metadata={"columns_scanned": int(scanned), "scope": scope, "hits": sum(hits.values()),
-                  "verified_by_masked_checks": "; ".join(f"{t}: {len(c)} pseudonym columns, days {days_text(d)}"
+                  "verified_by_masked_checks": "; ".join(f"{t}: {len(c)} columns, days {days_text(d)}"
                                                          for t, (c, d) in sorted(verified.items())) or "none",
                   **{f"hits/{k}": v for k, v in hits.items()}},
         check_results=[dg.AssetCheckResult(check_name="pii_leak_scan_clean", passed=not hits,
