@@ -44,14 +44,14 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
     only_30 = validate(con, "raw.access_events", days=(date(2026, 10, 30), date(2026, 10, 30)))
     assert only_30.passed and only_30.rows == 1
     policy = load_policy()
-    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"])["country"] == 1
-    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"],
-                                      (date(2026, 10, 29), date(2026, 10, 29)))["country"] == 1
-    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["country"],
-                                      (date(2026, 10, 30), date(2026, 10, 30)))["country"] == 0
+    assert masking.probe_released(con, policy, "masked.access_events", ["country"])[0]["country"] == 1
+    assert masking.probe_released(con, policy, "masked.access_events", ["country"],
+                                  (date(2026, 10, 29), date(2026, 10, 29)))[0]["country"] == 1
+    assert masking.probe_released(con, policy, "masked.access_events", ["country"],
+                                  (date(2026, 10, 30), date(2026, 10, 30)))[0]["country"] == 0
     # a raw id in a pseudonym column is found too, and counted by row
     con.execute("update masked.access_events set session_pseudonym = 'u-two' where event_id = 'b1'")
-    leaks = masking.leaked_identifiers(con, policy, "masked.access_events", ["country", "session_pseudonym"])
+    leaks = masking.probe_released(con, policy, "masked.access_events", ["country", "session_pseudonym"])[0]
     assert leaks == {"country": 1, "session_pseudonym": 1}
     con.execute("update masked.access_events set session_pseudonym = null where event_id = 'b1'")
     # the masked formats (pseudonyms, networks, purposes) are checked in one scan each, failing values counted
@@ -127,7 +127,7 @@ def test_the_leak_scan_skips_only_the_columns_a_masked_check_verified(con, tmp_p
     assert leakguard.scan_tables(con, set(), (date(2026, 10, 29), date(2026, 10, 29)),
                                  {"masked.access_events": (pseudonyms, (date(2026, 10, 29), date(2026, 10, 30)))}) == {}
     # and the masked check itself finds both, with the leak scan's identifiers among its own
-    assert masking.leaked_identifiers(con, policy, "masked.access_events", ["session_pseudonym", "content_id"]) \
+    assert masking.probe_released(con, policy, "masked.access_events", ["session_pseudonym", "content_id"])[0] \
         == {"session_pseudonym": 1, "content_id": 1}
     assert validate(con, "masked.access_events").failures == {"session_pseudonym.str_matches": 1}
 

@@ -132,13 +132,6 @@ def network_names(policy: Policy) -> set[str]:
     return {spec["as"] for d in policy.masking.values() for spec in d.values() if spec["method"] == "truncate_ip"}
 
 
-def leaked_identifiers(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
-                       days: tuple[date, date] | None = None) -> dict[str, int]:
-    """Count, per column of a table (or of its rows of `days`), values equal to a raw identifier of any
-    source (exact match): probe_released without prefilters."""
-    return probe_released(con, policy, table, string_columns, days)[0]
-
-
 def probe_released(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, string_columns: list[str],
                    days: tuple[date, date] | None = None,
                    prefilters: dict[str, str] | None = None) -> tuple[dict[str, int], dict[str, int]]:
