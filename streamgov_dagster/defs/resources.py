@@ -183,16 +183,23 @@ def _env(name: str, default: str | None = None) -> dg.EnvVar | str | None:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def warehouse_resource(database, backend, ducklake_catalog, ducklake_data_path) -> WarehouseResource:
+    """The warehouse resource, for the definitions (values from the environment, EnvVar) and for `streamgov run`
+    (resolved settings, held_open): one connection configuration for both, since DuckDB refuses a second
+    instance of a file with another one."""
+    return WarehouseResource(database=database, backend=backend, ducklake_catalog=ducklake_catalog,
+                             ducklake_data_path=ducklake_data_path, connection_config=dict(STORAGE_CONFIG))
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
-            "duckdb": WarehouseResource(
+            "duckdb": warehouse_resource(
                 database=_env("STREAMGOV_DUCKDB_PATH", DEFAULTS["STREAMGOV_DUCKDB_PATH"]),
                 backend=_env("STREAMGOV_WAREHOUSE", DEFAULTS["STREAMGOV_WAREHOUSE"]),
                 ducklake_catalog=_env("STREAMGOV_DUCKLAKE_CATALOG"),
                 ducklake_data_path=_env("STREAMGOV_DUCKLAKE_DATA_PATH"),
-                connection_config=dict(STORAGE_CONFIG),
             ),
             "governance": GovernanceConfig(
                 landing_dir=_env("STREAMGOV_LANDING_DIR", DEFAULTS["STREAMGOV_LANDING_DIR"]),
