@@ -69,7 +69,7 @@ def test_validation_and_leak_count_of_some_days(con, tmp_path) -> None:
 
 
 def test_value_checks_of_the_event_tables_count_the_failing_rows(con, tmp_path) -> None:
-    """action, purpose and source are checked over their distinct values first, bytes in one aggregate; a failure
+    """action, purpose, source and status are checked over their distinct values first, bytes in one aggregate; a failure
     is counted by row under the built-in check's name, and a null passes where the column may be null."""
     _loaded_and_masked(con, tmp_path, [access(f"e{i}", f"2026-10-{29 + i % 2}T10:00:0{i}Z") for i in range(6)])
     con.execute("update raw.access_events set bytes = null, purpose = null where event_id = 'e0'")
@@ -77,12 +77,17 @@ def test_value_checks_of_the_event_tables_count_the_failing_rows(con, tmp_path) 
     assert validate(con, "raw.access_events").passed and validate(con, "masked.access_events").passed
     for table in ("raw.access_events", "masked.access_events"):
         con.execute(f"update {table} set action = 'rewind', bytes = -1 where event_id in ('e1', 'e3')")
+        # status: 0..599, over its distinct values first as well
+        con.execute(f"update {table} set status = 600 where event_id in ('e1', 'e5')")
+        con.execute(f"update {table} set status = -1 where event_id = 'e4'")
     con.execute("update masked.access_events set source = 'ftp' where event_id in ('e2', 'e3', 'e4')")
-    broken = {"action.isin": 2, "bytes.greater_than_or_equal_to": 2}
+    broken = {"action.isin": 2, "bytes.greater_than_or_equal_to": 2, "status.less_than_or_equal_to": 2,
+              "status.greater_than_or_equal_to": 1}
     assert validate(con, "raw.access_events").failures == broken
     assert validate(con, "masked.access_events").failures == {**broken, "source.isin": 3}
-    # the rows of 29 October (e0, e2, e4) break only the masked source
-    assert validate(con, "masked.access_events", days=(date(2026, 10, 29), date(2026, 10, 29))).failures == {"source.isin": 2}
+    # the rows of 29 October (e0, e2, e4) break the masked source and e4's status
+    assert validate(con, "masked.access_events", days=(date(2026, 10, 29), date(2026, 10, 29))).failures == {
+        "source.isin": 2, "status.greater_than_or_equal_to": 1}
 
 
 def test_a_column_declared_unique_is_checked(con, tmp_path) -> None:

@@ -58,9 +58,15 @@ def _one_of(data, allowed):
     return _all_first(data, lambda v: v.isin(list(allowed)))
 
 
-def _not_below(data, low: int):
-    """The column's values are all >= low (nulls pass), see _all_first (no distinct: a number column)."""
-    return _all_first(data, lambda v: v >= low, distinct=False)
+def _not_below(data, low: int, distinct: bool = False):
+    """The column's values are all >= low (nulls pass), see _all_first (by default no distinct: a number column
+    with many values)."""
+    return _all_first(data, lambda v: v >= low, distinct=distinct)
+
+
+def _not_above(data, high: int, distinct: bool = False):
+    """The column's values are all <= high (nulls pass), see _all_first."""
+    return _all_first(data, lambda v: v <= high, distinct=distinct)
 
 
 def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.DataFrameModel]:
@@ -83,8 +89,10 @@ def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.Data
 
 def _access_values(base: type[pa.DataFrameModel], sources: list[str] | None = None) -> type[pa.DataFrameModel]:
     """A base for the access events' models (10M rows a day): action, purpose and (sources) source are checked
-    by _one_of, bytes by _not_below, under the names of pandera's built-in checks (isin,
-    greater_than_or_equal_to), so a failure reads as before."""
+    by _one_of, bytes by _not_below, status (a few dozen codes) by _not_below and _not_above over its distinct
+    values, under the names of pandera's built-in checks (isin, greater_than_or_equal_to,
+    less_than_or_equal_to), so a failure reads as before. pandera's ge and le on status joined their outputs
+    back to the data: 0.1 s each per 10M events, against ~0.02 s this way."""
 
     class AccessValues(base):
         @pa.check("action", name="isin")
@@ -101,6 +109,16 @@ def _access_values(base: type[pa.DataFrameModel], sources: list[str] | None = No
         @classmethod
         def _bytes(cls, data):
             return _not_below(data, 0)
+
+        @pa.check("status", name="greater_than_or_equal_to")
+        @classmethod
+        def _status_low(cls, data):
+            return _not_below(data, 0, distinct=True)
+
+        @pa.check("status", name="less_than_or_equal_to")
+        @classmethod
+        def _status_high(cls, data):
+            return _not_above(data, 599, distinct=True)
 
         if sources:
             @pa.check("source", name="isin")
@@ -121,7 +139,7 @@ class RawAccessEvents(_access_values(pa.DataFrameModel)):
     ts: TS = pa.Field(nullable=False)
     client_ip: str = pa.Field(nullable=False)
     action: str = pa.Field()                           # isin ACCESS_ACTIONS: see _access_values
-    status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
+    status: int = pa.Field()  # 0..599 (CloudFront logs 000 when the viewer went away): see _access_values
     bytes: int = pa.Field(nullable=True)               # ge 0: see _access_values
     purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _access_values
     event_date: dt.date = pa.Field(nullable=False)
@@ -252,7 +270,7 @@ class MaskedAccessEvents(_access_values(_released_formats(PSEUDONYM_COLUMNS["mas
     country: str = pa.Field(nullable=True)
     user_agent_family: str = pa.Field(nullable=True)
     action: str = pa.Field()                           # isin ACCESS_ACTIONS: see _access_values
-    status: int = pa.Field(ge=0, le=599)  # CloudFront logs 000 when the viewer went away
+    status: int = pa.Field()  # 0..599 (CloudFront logs 000 when the viewer went away): see _access_values
     content_id: str = pa.Field(nullable=True)
     bytes: int = pa.Field(nullable=True)               # ge 0: see _access_values
     purpose: str = pa.Field(nullable=True)             # isin PURPOSES: see _access_values
