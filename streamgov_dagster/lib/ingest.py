@@ -390,11 +390,14 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, src: JsonSource, check_load
                 "from _ids i join _seen s on s.h = i.h")
     parts.append("select line_no from _hmatch where id = seen_id")
     if check_loaded:
-        # the loaded ids' hashes are scanned (no distinct over the whole history; the hash table is built on
-        # this file's ids), and the few matching rows' ids compared exactly
-        con.execute(f"create or replace temp table _lmatch as select i.line_no, i.id from _ids i "
-                    f"semi join (select {ID_HASH} from {src.table} where source = ? and source_file in "
-                    f"(select file from _unread_files)) r on r.{ID_HASH} = i.h", [src.name])
+        # the loaded ids' hashes are scanned (no distinct over the whole history) and probe a hash table of this
+        # file's ids; only the few rows that match have their source and file compared, then their ids exactly.
+        # With the file filter first, DuckDB built its hash table on the filtered history instead: 0.69 -> 0.20 s
+        # per file read at 9M events loaded (a day added to 30 days reads two files).
+        con.execute(f"create or replace temp table _lmatch as select i.line_no, i.id from _ids i semi join ("
+                    f"select r.{ID_HASH} from (select {ID_HASH}, source, source_file from {src.table} r semi join _ids i "
+                    f"on r.{ID_HASH} = i.h) r where r.source = ? and r.source_file in (select file from _unread_files)"
+                    f") r on r.{ID_HASH} = i.h", [src.name])
         if con.execute("select count(*) from _lmatch").fetchone()[0]:
             con.execute(f"delete from _lmatch where id not in (select {id_} from {src.table} where source = ? and "
                         f"source_file in (select file from _unread_files) and {ID_HASH} in "
