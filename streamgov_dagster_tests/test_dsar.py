@@ -384,3 +384,26 @@ def test_erasure_verification_reads_the_report_files_for_every_token(con, tmp_pa
     alerts_file.write_text("", encoding="utf-8")
     assert dsar.verify_erasures(con, reports, alerts_file, purge=True)[0] == {}
     assert con.execute("select count(*) from raw.erasure_pending").fetchone()[0] == 0
+
+
+def test_erasure_of_derived_rows_reads_every_text_column(con) -> None:
+    """The derived tables lose every row naming a token of the user in any text column (a masked dataset's
+    pseudonym columns in one statement, the others one by one), a row counted once per table; the audit
+    trail's subject is redacted, not deleted."""
+    token = pseudonym(GONE, TEST_KEY)
+    other = pseudonym(KEPT, TEST_KEY)
+    con.execute("create schema if not exists masked")
+    con.execute("create table masked.access_events (event_id varchar, user_pseudonym varchar, session_pseudonym varchar, "
+                "device_pseudonym varchar, token_pseudonym varchar, country varchar)")
+    con.execute("insert into masked.access_events values ('e1', ?, ?, null, null, 'DE'), ('e2', ?, null, null, ?, 'FR'), "
+                "('e3', ?, ?, ?, null, 'US'), ('e4', ?, null, null, null, ?), ('e5', null, null, null, null, 'ES')",
+                [token, other, other, token, token, token, token, other, GONE])
+    con.execute("create table masked.audit_events (audit_id varchar, actor_pseudonym varchar, subject_pseudonym varchar)")
+    con.execute("insert into masked.audit_events values ('a1', ?, ?), ('a2', ?, ?)", [other, token, token, other])
+    con.execute("create temp table _tokens as select * from (values ('user_id', ?), ('pseudonym', ?)) t(kind, token)",
+                [GONE, token])
+    counts = dsar._erase_derived(con)
+    # e1 by its user, e2 by its token pseudonym, e3 by three columns (once), e4 by its country column
+    assert counts == {"masked.access_events": 4, "masked.audit_events": 2}
+    assert con.execute("select event_id from masked.access_events").fetchall() == [("e5",)]
+    assert con.execute("select audit_id, subject_pseudonym from masked.audit_events").fetchall() == [("a1", None)]
