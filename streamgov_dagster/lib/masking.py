@@ -153,8 +153,8 @@ def probe_released(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, s
     if days is not None:
         table = f"(select * from {table} where {PARTITION_COLUMN} between date '{days[0].isoformat()}' " \
                 f"and date '{days[1].isoformat()}')"
-    # Every column's values in one probe of the raw identifiers' hashes (one hash table of them instead of one
-    # per column: 1.6-2.0 -> 1.1 s for the 15 text columns of 10M events). The unique id column, one value per
+    # Every column's values in one probe of the raw identifiers' hashes (one join instead of one per column:
+    # 1.6-2.0 -> 1.1 s for the 15 text columns of 10M events). The unique id column, one value per
     # row, is probed row by row (a distinct over it costs 6x as much); the others by their distinct values:
     # as hashes (a pseudonym column has one per person), or as values where a prefilter is matched too.
     parts, params = [], []
@@ -169,9 +169,15 @@ def probe_released(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, s
         else:
             parts.append(f"select {i} as c, h, false as p from (select distinct hash({column}) as h from {table} t "
                          f"where {column} is not null)")
+    # The raw identifiers that are among the values first (DuckDB builds its hash table on the smaller side),
+    # then each value against those few: a filter `h in (select h from _raw_ids)` built a table of every raw
+    # identifier whatever the size of the table probed: the audit events 0.21 -> 0.055 s, a day of access events
+    # likewise; the 10M access events take about as long either way (2.6-3.3 s, measured alternating).
     probed = {c: (n, m) for c, n, m in con.execute(
-        f"select c, count(*) filter (where h in (select h from _raw_ids)), count(*) filter (where p) "
-        f"from ({' union all '.join(parts)}) group by c", params).fetchall()} if parts else {}
+        f"with v as materialized ({' union all '.join(parts)}), "
+        "hits as (select distinct r.h from _raw_ids r semi join v on v.h = r.h) "
+        "select c, count(*) filter (where h in (select h from hits)), count(*) filter (where p) from v group by c",
+        params).fetchall()} if parts else {}
     counts: dict[str, int] = {}
     for i, column in enumerate(string_columns):
         n = probed.get(i, (0, 0))[0]
