@@ -71,14 +71,16 @@ def test_report_files_are_scanned_in_duckdb_as_scan_text_reads_them(con, tmp_pat
     lines = [f"user {CANARY_USER}.", f"Grüße {CANARY_USER}: ok", f"x{CANARY_USER}y is another word",
              f"mail {CANARY_EMAIL}", f"card {CANARY_CARD}", "clean line, 203.0.113.0/24", "s-000001",
              # digits inside a hex string are no card number; a card alone on its line is one
-             f"hash deadbeef{CANARY_CARD}cafe", CANARY_CARD]
+             f"hash deadbeef{CANARY_CARD}cafe", CANARY_CARD,
+             # a CSV row (split on its commas first): the id between two commas is a word of its own
+             f"7,{CANARY_USER},granted 2026-10-29 10:00:00,"]
     text = "\n".join(lines) + "\n"
     report = tmp_path / "report.md"
     report.write_text(text, encoding="utf-8")
     ids = {CANARY_USER, CANARY_EMAIL, "s-000001", "d-000001", "t-000001", "198.51.100.7"}
     expected = scan_text(text, ids)
-    # distinct words: the id with its full stop, with its colon, the email, the session id
-    assert expected == {"raw_identifier": 4, "email": 1, "card_number": 2}
+    # distinct words: the id with its full stop, with its colon, alone (the CSV row), the email, the session id
+    assert expected == {"raw_identifier": 5, "email": 1, "card_number": 2}
     assert scan_files_in_warehouse(con, [report]) == {f"report.md:{k}": n for k, n in expected.items()}
     report.write_text("nothing personal here: 2026-10-29, 42 events\n", encoding="utf-8")
     assert scan_files_in_warehouse(con, [report]) == {}

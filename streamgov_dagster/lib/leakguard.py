@@ -233,13 +233,17 @@ def scan_files_in_warehouse(con: duckdb.DuckDBPyConnection, paths: list[Path]) -
                     "delim=E'\\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
                     "ignore_errors=true) where line is not null", [str(path)])
         # the words: maximal runs of word characters, 4 or more (what TOKEN finds; a split on the other
-        # characters is 20 % faster than extracting the matches)
-        con.execute("create or replace temp table _ftokens as select distinct t from (select unnest(string_split_regex("
-                    "line, ?)) as t from _flines) where length(t) >= 4", [NOT_TOKEN_SQL])
-        # a word, or the word without its trailing dots and colons, among the raw identifiers' hashes; a union
-        # without a distinct (half the time): any hit is counted again exactly below
+        # characters is 20 % faster than extracting the matches). A comma is no word character: the lines are
+        # split on commas first (no regular expression), and only the distinct pieces holding another
+        # separator are split again (the consent log CSV: 1.22 -> 0.89 s for 107 MB, the same words).
+        con.execute("create or replace temp table _ftokens as select distinct t from (select unnest(case when "
+                    "regexp_matches(p, $sep) then string_split_regex(p, $sep) else [p] end) as t from (select distinct "
+                    "unnest(string_split(line, ',')) as p from _flines)) where length(t) >= 4", {"sep": NOT_TOKEN_SQL})
+        # a word, or the word without its trailing dots and colons, among the raw identifiers' hashes (a semi join:
+        # DuckDB builds on the smaller side); a union without a distinct (half the time): any hit is counted
+        # again exactly below
         words = "select hash(t) as h from _ftokens union all select hash(trim(t, '.:')) from _ftokens where trim(t, '.:') <> t"
-        exact = con.execute(f"select count(*) from ({words}) where h in (select h from _raw_ids)").fetchone()[0]
+        exact = con.execute(f"select count(*) from ({words}) w semi join _raw_ids r on r.h = w.h").fetchone()[0]
         if exact:  # confirmed on the values: a hash collision is no leak
             raw_identifier_values(con)
             exact = con.execute("select count(*) from _ftokens where t in (select v from _raw_id_values) "
