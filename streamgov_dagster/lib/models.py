@@ -58,15 +58,9 @@ def _one_of(data, allowed):
     return _all_first(data, lambda v: v.isin(list(allowed)))
 
 
-def _not_below(data, low: int, distinct: bool = False):
-    """The column's values are all >= low (nulls pass), see _all_first (by default no distinct: a number column
-    with many values)."""
-    return _all_first(data, lambda v: v >= low, distinct=distinct)
-
-
-def _not_above(data, high: int, distinct: bool = False):
-    """The column's values are all <= high (nulls pass), see _all_first."""
-    return _all_first(data, lambda v: v <= high, distinct=distinct)
+def _not_below(data, low: int):
+    """The column's values are all >= low (nulls pass), see _all_first (no distinct: a number column)."""
+    return _all_first(data, lambda v: v >= low, distinct=False)
 
 
 def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.DataFrameModel]:
@@ -89,10 +83,10 @@ def _released_formats(pseudonyms: tuple[str, ...], network: str) -> type[pa.Data
 
 def _access_values(base: type[pa.DataFrameModel], sources: list[str] | None = None) -> type[pa.DataFrameModel]:
     """A base for the access events' models (10M rows a day): action, purpose and (sources) source are checked
-    by _one_of, bytes by _not_below, status (a few dozen codes) by _not_below and _not_above over its distinct
-    values, under the names of pandera's built-in checks (isin, greater_than_or_equal_to,
-    less_than_or_equal_to), so a failure reads as before. pandera's ge and le on status joined their outputs
-    back to the data: 0.1 s each per 10M events, against ~0.02 s this way."""
+    by _one_of, bytes by _not_below, status 0..599 (a few dozen codes) by _all_first over its distinct values,
+    under the names of pandera's built-in checks (isin, greater_than_or_equal_to, less_than_or_equal_to), so a
+    failure reads as before. pandera's ge and le on status joined their outputs back to the data: 0.10-0.11 s
+    each per 10M events, against 0.06-0.07 s this way."""
 
     class AccessValues(base):
         @pa.check("action", name="isin")
@@ -113,12 +107,12 @@ def _access_values(base: type[pa.DataFrameModel], sources: list[str] | None = No
         @pa.check("status", name="greater_than_or_equal_to")
         @classmethod
         def _status_low(cls, data):
-            return _not_below(data, 0, distinct=True)
+            return _all_first(data, lambda v: v >= 0)
 
         @pa.check("status", name="less_than_or_equal_to")
         @classmethod
         def _status_high(cls, data):
-            return _not_above(data, 599, distinct=True)
+            return _all_first(data, lambda v: v <= 599)
 
         if sources:
             @pa.check("source", name="isin")
