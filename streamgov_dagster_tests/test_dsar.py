@@ -387,9 +387,8 @@ def test_erasure_verification_reads_the_report_files_for_every_token(con, tmp_pa
 
 
 def test_erasure_of_derived_rows_reads_every_text_column(con) -> None:
-    """The derived tables lose every row naming a token of the user in any text column (a masked dataset's
-    pseudonym columns in one statement, the others one by one), a row counted once per table; the audit
-    trail's subject is redacted, not deleted."""
+    """The derived tables lose every row naming a token of the user in any text column (one statement per
+    column), a row counted once per table; the audit trail's subject is redacted, not deleted."""
     token = pseudonym(GONE, TEST_KEY)
     other = pseudonym(KEPT, TEST_KEY)
     con.execute("create schema if not exists masked")
